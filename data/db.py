@@ -1,0 +1,98 @@
+"""Engines for the two backends: embedded SpatiaLite (default) and PostGIS."""
+
+from __future__ import annotations
+
+# GDAL (through pyogrio) must be loaded before mod_spatialite: when it is first imported
+# after SpatiaLite in the same process, the clashing PROJ/SQLite symbols segfault Python.
+# Importing it here, before any engine exists, keeps that order whatever the caller does.
+# tests/test_db.py::test_spatialite_then_pyogrio_does_not_crash guards this.
+import pyogrio  # noqa: F401  (imported for its side effect on symbol load order)
+
+from pathlib import Path
+
+import sqlean
+from geoalchemy2.admin.dialects.sqlite import load_spatialite
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+# The Debian package libsqlite3-mod-spatialite installs the module here; GeoAlchemy2
+# reads the path from this variable.
+SPATIALITE_LIBRARY = "mod_spatialite"
+
+
+class BackendUnavailable(RuntimeError):
+    """The configured database cannot be reached or lacks its spatial extension."""
+
+
+def backend_name(engine: Engine) -> str:
+    """'spatialite' or 'postgis'."""
+    return "spatialite" if engine.dialect.name == "sqlite" else "postgis"
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for a SpatiaLite file or a PostGIS database, spatially enabled."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _spatialite_engine(url)
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(url, pool_pre_ping=True)
+    raise BackendUnavailable(
+        f"unsupported database URL {parsed.render_as_string(hide_password=True)!r}: use "
+        "sqlite:///path/file.sqlite (SpatiaLite) or postgresql+psycopg://user@host/db (PostGIS)"
+    )
+
+
+def _spatialite_engine(url: str) -> Engine:
+    import os
+
+    os.environ.setdefault("SPATIALITE_LIBRARY_PATH", SPATIALITE_LIBRARY)
+    database = make_url(url).database
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    # The stdlib sqlite3 of this Python cannot load extensions; sqlean's binding can.
+    engine = create_engine(url, module=sqlean)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, record):  # type: ignore[no-untyped-def]
+        try:
+            load_spatialite(dbapi_conn, record, transaction=True, init_mode="WGS84")
+        except Exception as exc:  # the module is missing or broken: say how to fix it
+            raise BackendUnavailable(
+                f"cannot load SpatiaLite ({exc}); install it with "
+                "`apt-get install libsqlite3-mod-spatialite` (make demo does this)"
+            ) from exc
+        dbapi_conn.execute("PRAGMA foreign_keys = ON")
+        # The WGS84 init mode omits Web Mercator, which vector tiles need later.
+        if dbapi_conn.execute("SELECT SridIsGeographic(3857)").fetchone()[0] is None:
+            dbapi_conn.execute("SELECT InsertEpsgSrid(3857)")
+
+    # pysqlite's implicit transactions would let DDL and SAVEPOINTs escape the
+    # all-or-nothing imports; take BEGIN ourselves, as the SQLAlchemy docs advise.
+    @event.listens_for(engine, "connect")
+    def _no_implicit_tx(dbapi_conn, record):  # type: ignore[no-untyped-def]
+        dbapi_conn.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):  # type: ignore[no-untyped-def]
+        conn.exec_driver_sql("BEGIN")
+
+    return engine
+
+
+def prepare_postgis(engine: Engine) -> None:
+    """Make sure the PostGIS extension exists in the target database."""
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
+    except Exception as exc:
+        raise BackendUnavailable(
+            f"PostGIS is not available in {engine.url.render_as_string(hide_password=True)} "
+            f"({exc.__class__.__name__}: {str(exc).splitlines()[0]}). Install it with "
+            "`apt-get install postgresql-15-postgis-3` (.ci/run and make do this)."
+        ) from exc
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions that keep loaded objects usable after commit."""
+    return sessionmaker(engine, expire_on_commit=False)

@@ -1,0 +1,50 @@
+"""Settings read from the environment (prefix ``GRIDMAP_``) or a ``.env`` file.
+
+They live in ``data/`` because the data layer is the lowest layer that needs them; ``api/``
+and the command line import them from here, which keeps data flowing one way.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything a deployment may change; every default works out of the box."""
+
+    model_config = SettingsConfigDict(env_prefix="GRIDMAP_", env_file=".env", extra="ignore")
+
+    # Where the embedded SpatiaLite file, uploads and caches live. Gitignored.
+    data_dir: Path = Path("var")
+    # Unset means the embedded SpatiaLite file in data_dir. PostGIS:
+    # postgresql+psycopg://user@host:5432/dbname
+    database_url: str | None = None
+    # "free" accepts any short code; "cn15" enforces the 6/9/12/15-digit hierarchical
+    # scheme of DOMAIN.md (district/sub-district/community/grid), child codes starting
+    # with the parent code. Cities differ, so the scheme is configured, not assumed.
+    code_scheme: str = "free"
+    # A point outside every grid but within this distance goes to the nearest grid.
+    snap_metres: float = Field(50.0, ge=0)
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Base map: no base layer unless a tile URL template is set (an intranet may have none).
+    tile_url: str | None = None
+    tile_attribution: str = ""
+    # "wgs84" or "gcj02": GCJ-02 tiles (AMap/Gaode, Tencent) need overlays shifted to match.
+    tile_crs: str = "wgs84"
+
+    def resolved_database_url(self) -> str:
+        """The SQLAlchemy URL in use: the configured one or the embedded SpatiaLite file."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'gridmap.sqlite').resolve()}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()
