@@ -1,0 +1,238 @@
+"""The ``gridmap`` command line."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import Counter
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Iterator
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy import Engine
+
+from data.db import BackendUnavailable, backend_name, make_engine, session_factory
+from data.exporters import write_faults
+from data.importer import (
+    LAYERS,
+    FieldMap,
+    ImportOptions,
+    ImportRejected,
+    ImportReport,
+    coverage_faults,
+    import_layer,
+    today,
+)
+from data.migrate import upgrade
+from data.settings import get_settings
+
+app = typer.Typer(help="gridmap: community grid governance GIS service.", no_args_is_help=True)
+check_app = typer.Typer(help="Check loaded layers.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(check_app, name="check")
+app.add_typer(db_app, name="db")
+# soft_wrap: long problem lines stay whole when piped to a file or a CI log.
+console = Console(stderr=True, soft_wrap=True)
+
+
+def open_database() -> Engine:
+    """The configured database, upgraded to the current schema; exits with a fix on failure."""
+    settings = get_settings()
+    try:
+        engine = make_engine(settings.resolved_database_url())
+        upgrade(engine)
+    except BackendUnavailable as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    return engine
+
+
+@contextmanager
+def steps(description: str) -> Iterator[callable]:  # type: ignore[valid-type]
+    """A spinner with elapsed time whose text each step updates."""
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+        console=console, transient=True,
+    ) as progress:
+        task = progress.add_task(description)
+        yield lambda message: progress.update(task, description=message)
+
+
+def _parse_fields(fields: list[str]) -> dict[str, str]:
+    mapping = {}
+    for item in fields:
+        target, sep, source = item.partition("=")
+        if not sep or not target or not source:
+            raise typer.BadParameter(f"{item!r}: write --field TARGET=COLUMN, e.g. --field households=HH")
+        mapping[target.strip()] = source.strip()
+    return mapping
+
+
+@app.command("import")
+def import_command(
+    layer: Annotated[str, typer.Argument(help=f"One of: {', '.join(LAYERS)}")],
+    file: Annotated[Path, typer.Argument(help="GeoJSON, GeoPackage, zipped Shapefile or CSV")],
+    code_field: Annotated[str | None, typer.Option(help="Field holding the code; ':row' numbers features in file order")] = None,
+    name_field: Annotated[str | None, typer.Option(help="Field holding the name")] = None,
+    parent_field: Annotated[str | None, typer.Option(help="Field holding the parent code; ':spatial' takes the containing parent")] = None,
+    field: Annotated[list[str], typer.Option("--field", help="Map another field: TARGET=COLUMN (repeatable)")] = [],  # noqa: B006
+    code_prefix: Annotated[str, typer.Option(help="Prefix added to every code")] = "",
+    crs: Annotated[str | None, typer.Option(help="Source CRS: EPSG:NNNN, wgs84, cgcs2000, gcj02 or bd09")] = None,
+    lon_field: Annotated[str | None, typer.Option(help="CSV longitude column")] = None,
+    lat_field: Annotated[str | None, typer.Option(help="CSV latitude column")] = None,
+    source_layer: Annotated[str | None, typer.Option("--layer", help="Layer inside a GeoPackage")] = None,
+    effective: Annotated[dt.datetime | None, typer.Option(formats=["%Y-%m-%d"], help="Date the boundaries take effect (default today)")] = None,
+    repair: Annotated[bool, typer.Option(help="Fix invalid polygons with make_valid and list each repair")] = False,
+    replace: Annotated[bool, typer.Option(help="Replace the layer (same effective date) instead of refusing")] = False,
+    code_scheme: Annotated[str | None, typer.Option(help="Code format to enforce: free or cn15 (default from GRIDMAP_CODE_SCHEME)")] = None,
+    report: Annotated[Path | None, typer.Option(help="Write the full report as JSON here")] = None,
+    faults: Annotated[Path | None, typer.Option(help="Grids: write coverage faults as GeoJSON here")] = None,
+) -> None:
+    """Import a layer from a file, all or nothing."""
+    engine = open_database()
+    options = ImportOptions(
+        layer=layer,
+        path=file,
+        fields=FieldMap(code_field, name_field, parent_field, _parse_fields(field)),
+        crs=crs,
+        effective=effective.date() if effective else None,
+        repair=repair,
+        replace=replace,
+        code_scheme=code_scheme or get_settings().code_scheme,
+        code_prefix=code_prefix,
+        source_layer=source_layer,
+        lon_field=lon_field,
+        lat_field=lat_field,
+    )
+    session = session_factory(engine)()
+    try:
+        with steps(f"importing {file.name}") as say:
+            result = import_layer(session, options, say)
+    except ImportRejected as exc:
+        _print_report(exc.report)
+        console.print(f"[red]error:[/red] {exc}")
+        if report:
+            report.write_text(json.dumps(exc.report.as_dict(), ensure_ascii=False, indent=1))
+        raise typer.Exit(1) from exc
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    finally:
+        session.close()
+    _print_report(result)
+    console.print(
+        f"[green]imported[/green] {result.imported} {result.layer} from {file.name} into "
+        f"{backend_name(engine)} in {result.seconds:.2f} s"
+        + (f", effective {result.effective}" if result.effective else "")
+    )
+    if result.layer == "grids":
+        _print_faults_summary(result.faults)
+    if faults is not None:
+        write_faults(result.faults, faults)
+        console.print(f"wrote {len(result.faults)} coverage faults to {faults}")
+    if report:
+        report.write_text(json.dumps(result.as_dict(), ensure_ascii=False, indent=1))
+
+
+def _print_report(report: ImportReport) -> None:
+    for note in report.notes:
+        console.print(f"note: {note}")
+    for repair in report.repairs:
+        console.print(f"[yellow]repair[/yellow] {repair.describe()}")
+    for problem in report.problems:
+        console.print(f"[red]problem[/red] {problem.describe()}")
+
+
+def _print_faults_summary(faults: list) -> None:
+    if not faults:
+        console.print("coverage: grids tile their communities (no overlaps, gaps or grids outside)")
+        return
+    kinds = Counter(f.kind for f in faults)
+    table = Table(title="grid coverage faults")
+    for column in ("kind", "count", "total m²"):
+        table.add_column(column)
+    for kind in ("overlap", "gap", "outside"):
+        total = sum(f.area_m2 for f in faults if f.kind == kind)
+        table.add_row(kind, str(kinds.get(kind, 0)), f"{total:,.0f}")
+    console.print(table)
+
+
+@check_app.command("grids")
+def check_grids(
+    on: Annotated[dt.datetime | None, typer.Option(formats=["%Y-%m-%d"], help="Layer versions in force on this date")] = None,
+    faults: Annotated[Path | None, typer.Option(help="Write the faults as GeoJSON here")] = None,
+    min_area: Annotated[float, typer.Option(help="Ignore faults smaller than this (m²)")] = 1.0,
+) -> None:
+    """Report overlaps, gaps and grids outside their community."""
+    engine = open_database()
+    with session_factory(engine)() as session, steps("checking grid coverage"):
+        found = coverage_faults(session, on.date() if on else today(), min_area)
+    for fault in found:
+        console.print(fault.describe())
+    _print_faults_summary(found)
+    if faults is not None:
+        write_faults(found, faults)
+        console.print(f"wrote {len(found)} faults to {faults}")
+
+
+@app.command()
+def demo(
+    seed: Annotated[int, typer.Option(help="Random seed of the generated city")] = 2026,
+    if_empty: Annotated[bool, typer.Option(help="Do nothing when the database already has areas")] = False,
+) -> None:
+    """Generate the demo city (around Wuzhou) and load it."""
+    from data.demo import load_demo_city
+
+    engine = open_database()
+    with steps("building the demo city") as say:
+        loaded = load_demo_city(engine, seed=seed, if_empty=if_empty, progress=say)
+    if loaded is None:
+        console.print("the database already has areas; demo city not loaded (drop --if-empty to force)")
+        return
+    for table, count in loaded.items():
+        console.print(f"  {table:<14} {count:>6}")
+    console.print(f"[green]demo city loaded[/green] into {backend_name(engine)}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="Port")] = None,
+) -> None:
+    """Serve the web app and API."""
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = get_settings()
+    open_database()
+    console.print(f"serving on http://{host or settings.host}:{port or settings.port}/")
+    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or update the schema."""
+    engine = open_database()
+    console.print(f"schema is current on {backend_name(engine)}")
+
+
+@app.command()
+def info() -> None:
+    """Show the database in use and what it holds."""
+    from data.repository import count_rows
+    from data.models import Area, Compound, Department, Facility, Issue
+
+    engine = open_database()
+    console.print(f"database: {engine.url.render_as_string(hide_password=True)} ({backend_name(engine)})")
+    with session_factory(engine)() as session:
+        for model in (Area, Compound, Department, Facility, Issue):
+            console.print(f"  {model.__tablename__:<12} {count_rows(session, model):>7}")
+
+
+if __name__ == "__main__":
+    app()
