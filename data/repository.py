@@ -178,3 +178,39 @@ def codes_in(session: Session, table: Table, codes: Iterable[str]) -> set[str]:
         chunk = wanted[start : start + 500]
         found.update(session.scalars(select(table.c.code).where(table.c.code.in_(chunk))))
     return found
+
+
+# --- frames for maps and feeds ----------------------------------------------------------
+
+
+def _frame(rows: Sequence[Any], columns: list[str]) -> Any:
+    import geopandas as gpd
+
+    records = [dict(zip(columns, row[:-1], strict=True)) for row in rows]
+    geoms = [load_geom(row[-1]) for row in rows]
+    return gpd.GeoDataFrame(records, columns=columns, geometry=geoms, crs=SRID)
+
+
+def areas_frame(
+    session: Session, level: str, on: dt.date, bbox: tuple[float, float, float, float] | None = None
+) -> Any:
+    """The areas of ``level`` in force on ``on`` as a GeoDataFrame, optionally within a box."""
+    columns = ["code", "name", "parent_code", "level"]
+    version = version_in_force(session, level, on)
+    if version is None:
+        return _frame([], columns)
+    table = Area.__table__
+    query = select(*(table.c[c] for c in columns), geom_column(table)).where(
+        table.c.layer_version_id == version.id
+    )
+    if bbox is not None:
+        query = query.where(dialect_for(session).bbox_filter(table, bbox))
+    frame = _frame(session.execute(query.order_by(table.c.code)).all(), columns)
+    frame.attrs["effective_from"] = version.effective_from.isoformat()
+    return frame
+
+
+def table_frame(session: Session, table: Table, columns: list[str]) -> Any:
+    """Every row of a compounds/facilities-like table as a GeoDataFrame."""
+    query = select(*(table.c[c] for c in columns), geom_column(table)).order_by(table.c.code)
+    return _frame(session.execute(query).all(), columns)
