@@ -301,7 +301,11 @@ def _check_geometries(
     """Each geometry checked, repaired when allowed; MultiPolygons for polygonal layers."""
     out: list[BaseGeometry | None] = []
     repair = options.repair
+    already = {p.index for p in report.problems}  # e.g. CSV cells that are not numbers
     for i, geom in enumerate(geoms):
+        if i in already and geom is None:
+            out.append(None)
+            continue
         coords = coordinate_problem(geom) if geom is not None else None
         if coords:
             report.problems.append(Problem(i, coords, labels[i]))

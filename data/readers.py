@@ -190,7 +190,8 @@ def _read_csv(
         Problem(int(i), f"{lon_col}/{lat_col} {table[lon_col].iat[i]!r}, {table[lat_col].iat[i]!r} are not numbers")
         for i in np.flatnonzero(np.isnan(lon) | np.isnan(lat))
     ]
-    points = shapely.points(lon, lat)  # NaN coordinates give empty points, reported above
+    points = shapely.points(lon, lat)
+    points[np.isnan(lon) | np.isnan(lat)] = None  # reported above; no geometry to check
     spec = spec or parse_crs("wgs84")
     notes = [] if spec.epsg == 4326 else [f"coordinates taken as {spec.name} (--crs)"]
     geoms = geometry_to_wgs84(points, spec)
