@@ -185,11 +185,15 @@ def demo(
     if_empty: Annotated[bool, typer.Option(help="Do nothing when the database already has areas")] = False,
 ) -> None:
     """Generate the demo city (around Wuzhou) and load it."""
-    from data.demo import load_demo_city
+    from data.demo import DatabaseNotEmpty, load_demo_city
 
     engine = open_database()
-    with steps("building the demo city") as say:
-        loaded = load_demo_city(engine, seed=seed, if_empty=if_empty, progress=say)
+    try:
+        with steps("building the demo city") as say:
+            loaded = load_demo_city(engine, seed=seed, if_empty=if_empty, progress=say)
+    except DatabaseNotEmpty as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
     if loaded is None:
         console.print("the database already has areas; demo city not loaded (drop --if-empty to force)")
         return

@@ -412,13 +412,71 @@ def _merge_stray_fragments(
     ]
 
 
-def _split(rng: np.random.Generator, parent: MultiPolygon, count: int) -> list[MultiPolygon]:
-    """Tile ``parent`` with ``count`` irregular, compact children."""
+def _split(
+    rng: np.random.Generator, parent: MultiPolygon, count: int, wiggle: float = 0.0
+) -> list[MultiPolygon]:
+    """Tile ``parent`` with ``count`` irregular, compact children.
+
+    ``wiggle`` > 0 gives meandering borders (see ``_split_wiggly``); 0 gives straight
+    Voronoi edges, which suit communities and grids bounded by streets.
+    """
     if count == 1:
         return [parent]
     samples = _sample_points(rng, parent, 150 * count)
     seeds = _centroidal_seeds(rng, samples, count)
+    if wiggle > 0.0:
+        return _split_wiggly(rng, parent, seeds, wiggle)
     return _merge_stray_fragments(_voronoi_children(parent, seeds), seeds)
+
+
+def _wiggle_field(
+    rng: np.random.Generator, count: int, amplitude: float
+) -> Callable[[np.ndarray, int], np.ndarray]:
+    """Smooth random offsets (metres) per seed: a few plane waves 2-6 km long."""
+    waves = 4
+    directions = rng.uniform(0.0, 2.0 * math.pi, (count, waves))
+    lengths = rng.uniform(2_000.0, 6_000.0, (count, waves))
+    phases = rng.uniform(0.0, 2.0 * math.pi, (count, waves))
+
+    def offset(points: np.ndarray, k: int) -> np.ndarray:
+        along = np.outer(points[:, 0], np.cos(directions[k])) + np.outer(
+            points[:, 1], np.sin(directions[k])
+        )
+        return amplitude / math.sqrt(waves) * np.sin(
+            2.0 * math.pi * along / lengths[k] + phases[k]
+        ).sum(axis=1)
+
+    return offset
+
+
+def _split_wiggly(
+    rng: np.random.Generator,
+    parent: MultiPolygon,
+    seeds: np.ndarray,
+    wiggle: float,
+    cells_per_child: int = 60,
+) -> list[MultiPolygon]:
+    """Tile ``parent`` around ``seeds`` with meandering borders, for the coarse levels.
+
+    Plain Voronoi borders of two or three seeds are long straight lines, which look
+    nothing like district boundaries (those follow rivers, ridges and old roads). So the
+    parent is first cut into many small Voronoi cells, each cell goes to the seed that
+    is nearest once a smooth random offset is added to the distances, and the cells of
+    each seed are dissolved. The small cells tile the parent and share their vertices
+    exactly, so the dissolved children tile it too.
+    """
+    count = len(seeds)
+    fine_sites = _sample_points(rng, parent, cells_per_child * count, weighted=False)
+    cells = _voronoi_children(parent, fine_sites)
+    offset = _wiggle_field(rng, count, wiggle)
+    distance = np.sqrt(((fine_sites[:, None, :] - seeds[None, :, :]) ** 2).sum(axis=2))
+    distance += np.column_stack([offset(fine_sites, k) for k in range(count)])
+    owner = distance.argmin(axis=1)
+    for k, (x, y) in enumerate(seeds):  # the cell under a seed always stays with it
+        home = next(i for i, cell in enumerate(cells) if shapely.contains_xy(cell, x, y))
+        owner[home] = k
+    groups = [shapely.union_all([cells[i] for i in np.flatnonzero(owner == k)]) for k in range(count)]
+    return _merge_stray_fragments(groups, seeds)
 
 
 def _reading_order(parent: BaseGeometry, children: Sequence[BaseGeometry]) -> list[int]:
@@ -539,9 +597,9 @@ def _city_outline(rng: np.random.Generator) -> MultiPolygon:
     return _as_multipolygon(Polygon(np.column_stack([x, y])))
 
 
-def _build_districts(outline: MultiPolygon) -> list[_Area]:
+def _build_districts(rng: np.random.Generator, outline: MultiPolygon) -> list[_Area]:
     sites = np.array([site for _, _, site in DISTRICTS])
-    pieces = _merge_stray_fragments(_voronoi_children(outline, sites), sites)
+    pieces = _split_wiggly(rng, outline, sites, wiggle=900.0)
     return [
         _Area(code, name, None, name.removesuffix("区"), piece)
         for (code, name, _), piece in zip(DISTRICTS, pieces, strict=True)
@@ -553,11 +611,12 @@ def _subdivide(
     parents: Sequence[_Area],
     counts: Sequence[int],
     name_child: Callable[[_Area, int], tuple[str, str]],
+    wiggle: float = 0.0,
 ) -> list[_Area]:
     """Split every parent into its count of children, coded and named in reading order."""
     children: list[_Area] = []
     for parent, count in zip(parents, counts, strict=True):
-        pieces = _split(rng, parent.geometry, count)
+        pieces = _split(rng, parent.geometry, count, wiggle)
         for seq, index in enumerate(_reading_order(parent.geometry, pieces), start=1):
             stem, name = name_child(parent, seq)
             children.append(_Area(f"{parent.code}{seq:03d}", name, parent.code, stem, pieces[index]))
@@ -567,7 +626,8 @@ def _subdivide(
 def _build_hierarchy(
     streams: dict[str, np.random.Generator], names: _NameBook
 ) -> tuple[list[_Area], list[_Area], list[_Area], list[_Area]]:
-    districts = _build_districts(_city_outline(streams["outline"]))
+    outline = _city_outline(streams["outline"])
+    districts = _build_districts(streams["outline"], outline)
 
     def name_subdistrict(_: _Area, __: int) -> tuple[str, str]:
         stem = names.place_stem()
@@ -585,6 +645,7 @@ def _build_hierarchy(
         districts,
         [SUBDISTRICTS_PER_DISTRICT[d.code] for d in districts],
         name_subdistrict,
+        wiggle=500.0,
     )
     community_counts = _apportion(
         COMMUNITY_COUNT,
@@ -1155,7 +1216,7 @@ def _lifecycle(
                          f"handler:{handler}", _pick(rng, RESPOND_NOTES)))
     verifier = f"grid_worker:{grid_code}"
     if rng.random() < VERIFICATION_FAILURE_PROBABILITY:
-        events.append(_Event(step(5, 3.0), "verification_failed", "responded", "in_progress",
+        events.append(_Event(step(-1, 3.0), "verification_failed", "responded", "in_progress",
                              verifier, _pick(rng, FAILED_NOTES)))
         events.append(_Event(step(-1, 0.5 * limit), "respond", "in_progress", "responded",
                              f"handler:{handler}", _pick(rng, RESPOND_NOTES)))

@@ -1,0 +1,434 @@
+"""Tests for the demo city generator (data/demo_city.py).
+
+The city is generated once per module (plus once more for the determinism check), so
+the whole file runs in a few seconds.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from geopandas.testing import assert_geodataframe_equal
+
+from data.demo_city import REFERENCE_TIME, STATUSES, DemoCity, generate_city
+
+AREA_LEVELS = ("districts", "subdistricts", "communities", "grids")
+GEO_LAYERS = (*AREA_LEVELS, "compounds", "departments", "facilities", "issues")
+CODE_LENGTH = {"districts": 6, "subdistricts": 9, "communities": 12, "grids": 15}
+NAME_SUFFIX = {"districts": "区", "subdistricts": "街道", "communities": "社区"}
+# Relative tolerance for area comparisons: floating-point noise only.
+AREA_TOLERANCE = 1e-6
+# About 1 mm in degrees: "inside the parent" up to floating-point noise.
+EDGE_TOLERANCE_DEG = 1e-8
+
+# Legal status changes of the issue loop: (from, to) -> allowed actions.
+TRANSITIONS: dict[tuple[str | None, str], set[str]] = {
+    (None, "reported"): {"report"},
+    ("reported", "accepted"): {"accept"},
+    ("reported", "rejected"): {"reject"},
+    ("accepted", "dispatched"): {"dispatch"},
+    ("dispatched", "in_progress"): {"start"},
+    ("in_progress", "responded"): {"respond"},
+    ("responded", "in_progress"): {"verification_failed"},
+    ("responded", "verified"): {"verify"},
+    ("verified", "closed"): {"close"},
+}
+
+
+@pytest.fixture(scope="module")
+def timed_city() -> tuple[DemoCity, float]:
+    start = time.perf_counter()
+    city = generate_city()
+    return city, time.perf_counter() - start
+
+
+@pytest.fixture(scope="module")
+def city(timed_city: tuple[DemoCity, float]) -> DemoCity:
+    return timed_city[0]
+
+
+def _children_by_parent(
+    children: gpd.GeoDataFrame, parents: gpd.GeoDataFrame, key: str = "parent_code"
+) -> Iterator[tuple[pd.Series, gpd.GeoDataFrame]]:
+    for _, parent in parents.iterrows():
+        yield parent, children[children[key] == parent["code"]]
+
+
+# --------------------------------------------------------------------------------------
+# Determinism, speed, counts
+# --------------------------------------------------------------------------------------
+
+
+def test_generation_is_fast(timed_city: tuple[DemoCity, float]) -> None:
+    assert timed_city[1] < 10.0
+
+
+def test_same_seed_gives_same_city(city: DemoCity) -> None:
+    again = generate_city()
+    for layer in GEO_LAYERS:
+        assert_geodataframe_equal(getattr(city, layer), getattr(again, layer))
+    pd.testing.assert_frame_equal(city.issue_events, again.issue_events)
+    pd.testing.assert_frame_equal(city.categories, again.categories)
+
+
+def test_other_seed_gives_other_city(city: DemoCity) -> None:
+    other = generate_city(seed=7)
+    assert not city.grids.geometry.geom_equals(other.grids.geometry).all()
+
+
+def test_counts(city: DemoCity) -> None:
+    assert len(city.districts) == 3
+    assert len(city.subdistricts) == 8
+    assert len(city.communities) == 57
+    assert 590 <= len(city.grids) <= 620
+    assert 420 <= len(city.compounds) <= 480
+    assert 1_900 <= len(city.issues) <= 2_100
+    assert 18 <= len(city.categories) <= 25
+    kinds = city.facilities["kind"].value_counts()
+    assert 280 <= kinds["car_park"] <= 320
+    assert 50 <= kinds["sports_ground"] <= 70
+    assert 60 <= kinds["toilet"] <= 80
+    assert set(kinds.index) == {"car_park", "sports_ground", "toilet"}
+
+
+def test_layers_are_wgs84_around_wuzhou(city: DemoCity) -> None:
+    for layer in GEO_LAYERS:
+        frame = getattr(city, layer)
+        assert frame.crs is not None and frame.crs.to_epsg() == 4326, layer
+    minx, miny, maxx, maxy = city.districts.total_bounds
+    assert 111.1 < minx < maxx < 111.5
+    assert 23.3 < miny < maxy < 23.7
+    # Roughly 20 km x 15 km.
+    width_km = (maxx - minx) * 111.32 * np.cos(np.radians(23.5))
+    height_km = (maxy - miny) * 110.75
+    assert 17 < width_km < 23
+    assert 12 < height_km < 18
+
+
+# --------------------------------------------------------------------------------------
+# Codes and names
+# --------------------------------------------------------------------------------------
+
+
+def test_district_codes_are_wuzhou_gb2260(city: DemoCity) -> None:
+    assert dict(zip(city.districts["code"], city.districts["name"], strict=True)) == {
+        "450403": "万秀区",
+        "450405": "长洲区",
+        "450406": "龙圩区",
+    }
+    assert city.districts["parent_code"].isna().all()
+
+
+@pytest.mark.parametrize("level", AREA_LEVELS)
+def test_area_codes_are_digits_of_the_right_length(city: DemoCity, level: str) -> None:
+    frame = getattr(city, level)
+    width = CODE_LENGTH[level]
+    assert frame["code"].str.fullmatch(rf"\d{{{width}}}").all()
+    assert frame["code"].is_unique
+    assert frame["name"].is_unique
+
+
+@pytest.mark.parametrize(
+    ("child", "parent"),
+    [("subdistricts", "districts"), ("communities", "subdistricts"), ("grids", "communities")],
+)
+def test_child_codes_extend_parent_codes_in_sequence(
+    city: DemoCity, child: str, parent: str
+) -> None:
+    children = getattr(city, child)
+    parents = getattr(city, parent)
+    assert set(children["parent_code"]) == set(parents["code"])
+    for parent_row, kids in _children_by_parent(children, parents):
+        assert kids["code"].str.startswith(parent_row["code"]).all()
+        sequence = sorted(int(code[-3:]) for code in kids["code"])
+        assert sequence == list(range(1, len(kids) + 1))
+
+
+def test_names_read_like_place_names(city: DemoCity) -> None:
+    for level, suffix in NAME_SUFFIX.items():
+        assert getattr(city, level)["name"].str.endswith(suffix).all(), level
+    communities = city.communities.set_index("code")["name"]
+    for _, grid in city.grids.iterrows():
+        seq = int(grid["code"][-3:])
+        assert grid["name"] == f"{communities[grid['parent_code']]}第{seq}网格"
+    assert city.compounds["name"].str.contains(r"(小区|花园|苑|新村)$").all()
+    assert city.compounds["name"].is_unique
+
+
+def test_grids_are_numbered_north_to_south(city: DemoCity) -> None:
+    """Rows run north to south: sequence falls as latitude rises, in every community."""
+    grids = city.grids.assign(
+        seq=city.grids["code"].str[-3:].astype(int),
+        lat=city.grids.geometry.centroid.y,
+        lon=city.grids.geometry.centroid.x,
+    )
+    correlations = []
+    for _, kids in grids.groupby("parent_code"):
+        correlations.append(kids["seq"].corr(kids["lat"], method="spearman"))
+        northern_half = kids["lat"] >= kids["lat"].median()
+        assert northern_half[kids["seq"] == 1].all(), "grid 001 lies in the north"
+    assert np.mean(correlations) < -0.7
+
+
+# --------------------------------------------------------------------------------------
+# Geometry: validity and tiling
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("layer", GEO_LAYERS)
+def test_geometries_are_valid(city: DemoCity, layer: str) -> None:
+    frame = getattr(city, layer)
+    geometries = frame.geometry.dropna()
+    assert shapely.is_valid(geometries.values).all()
+    assert not geometries.is_empty.any()
+
+
+@pytest.mark.parametrize("layer", (*AREA_LEVELS, "compounds", "departments"))
+def test_areas_are_multipolygons(city: DemoCity, layer: str) -> None:
+    frame = getattr(city, layer)
+    assert (frame.geometry.dropna().geom_type == "MultiPolygon").all()
+
+
+def _assert_tiles(parent: shapely.Geometry, children: gpd.GeoSeries, label: str) -> None:
+    union = shapely.union_all(children.values)
+    total = float(children.area.sum())
+    assert abs(union.area - parent.area) <= AREA_TOLERANCE * parent.area, f"{label}: gap"
+    assert shapely.difference(parent, union).area <= AREA_TOLERANCE * parent.area, label
+    assert total - union.area <= AREA_TOLERANCE * parent.area, f"{label}: overlap"
+    halo = parent.buffer(EDGE_TOLERANCE_DEG)
+    assert children.within(halo).all(), f"{label}: child outside parent"
+
+
+@pytest.mark.parametrize(
+    ("child", "parent"),
+    [("subdistricts", "districts"), ("communities", "subdistricts"), ("grids", "communities")],
+)
+def test_children_tile_their_parent(city: DemoCity, child: str, parent: str) -> None:
+    children = getattr(city, child)
+    for parent_row, kids in _children_by_parent(children, getattr(city, parent)):
+        _assert_tiles(parent_row.geometry, kids.geometry, parent_row["code"])
+
+
+def test_districts_do_not_overlap(city: DemoCity) -> None:
+    union = shapely.union_all(city.districts.geometry.values)
+    assert city.districts.area.sum() - union.area <= AREA_TOLERANCE * union.area
+
+
+def test_grids_are_irregular(city: DemoCity) -> None:
+    """Voronoi-like cells: vertex counts vary, unlike a square lattice."""
+    vertices = shapely.get_num_coordinates(city.grids.geometry.values)
+    assert len(set(vertices.tolist())) > 4
+
+
+# --------------------------------------------------------------------------------------
+# Compounds
+# --------------------------------------------------------------------------------------
+
+
+def test_each_compound_lies_in_exactly_one_grid(city: DemoCity) -> None:
+    pairs = gpd.sjoin(
+        city.compounds[["code", "community_code", "geometry"]],
+        city.grids[["code", "parent_code", "geometry"]],
+        predicate="within",
+        lsuffix="compound",
+        rsuffix="grid",
+    )
+    assert pairs["code_compound"].is_unique
+    assert len(pairs) == len(city.compounds)
+    assert (pairs["community_code"] == pairs["parent_code"]).all()
+    assert (pairs["code_compound"].str[2:14] == pairs["community_code"]).all()
+
+
+def test_compounds_have_plausible_size_and_households(city: DemoCity) -> None:
+    metric = city.compounds.to_crs(32649)  # UTM 49N covers Wuzhou
+    rectangles = metric.geometry.minimum_rotated_rectangle()
+    sides = [
+        max(np.hypot(*np.diff(np.asarray(r.exterior.coords)[:3], axis=0).T)) for r in rectangles
+    ]
+    assert 78 <= min(sides) and max(sides) <= 302
+    assert city.compounds["households"].between(100, 3000).all()
+    assert city.compounds["households"].dtype.kind == "i"
+    assert city.compounds["code"].is_unique
+    manager = city.compounds["property_manager"]
+    assert manager.isna().any() and manager.notna().mean() > 0.6
+
+
+# --------------------------------------------------------------------------------------
+# Departments and categories
+# --------------------------------------------------------------------------------------
+
+SUBDISTRICT_KINDS = {
+    "police", "traffic_police", "fire", "market_supervision", "city_management",
+    "sanitation", "command_centre",
+}
+DISTRICT_KINDS = {"housing", "water", "greening"}
+
+
+def test_departments_follow_the_street_chief_scheme(city: DemoCity) -> None:
+    departments = city.departments
+    assert departments["code"].is_unique
+    for _, subdistrict in city.subdistricts.iterrows():
+        mine = departments[departments["area_code"] == subdistrict["code"]]
+        assert set(mine["kind"]) == SUBDISTRICT_KINDS and len(mine) == len(SUBDISTRICT_KINDS)
+        centre = mine[mine["kind"] == "command_centre"].geometry.iloc[0]
+        assert centre.equals(subdistrict.geometry)
+    for _, district in city.districts.iterrows():
+        mine = departments[departments["area_code"] == district["code"]]
+        assert set(mine["kind"]) == DISTRICT_KINDS and len(mine) == len(DISTRICT_KINDS)
+        assert all(g.equals(district.geometry) for g in mine.geometry)
+    assert departments["code"].str.fullmatch(r"D\d{6}(\d{3})?-[A-Z]{3}").all()
+    assert (departments["code"].str[1:].str.split("-").str[0] == departments["area_code"]).all()
+
+
+def test_categories_route_to_existing_department_kinds(city: DemoCity) -> None:
+    categories = city.categories
+    assert categories["code"].is_unique and categories["name"].is_unique
+    assert set(categories["group"]) == {"component", "event"}
+    assert set(categories["department_kind"]) <= set(city.departments["kind"])
+    assert (categories["time_limit_hours"] > 0).all()
+    assert categories["working_hours"].dtype == bool
+    limits = categories.set_index("name")["time_limit_hours"]
+    assert limits["暴露垃圾"] == 4.0 and limits["道路不洁"] == 2.0
+
+
+# --------------------------------------------------------------------------------------
+# Facilities
+# --------------------------------------------------------------------------------------
+
+
+def test_facility_columns_and_types(city: DemoCity) -> None:
+    facilities = city.facilities
+    assert facilities["code"].is_unique
+    assert facilities["name"].is_unique
+    assert str(facilities["capacity"].dtype) == "Int64"
+    assert str(facilities["shared_spaces"].dtype) == "Int64"
+    assert set(facilities["fee"]) <= {"yes", "no"}
+    assert set(facilities["access"]) <= {"yes", "permissive", "customers", "private"}
+    geometry_types = facilities.groupby("kind").geometry.apply(lambda g: set(g.geom_type))
+    assert geometry_types["toilet"] == {"Point"}
+    assert geometry_types["sports_ground"] == {"Polygon"}
+    assert geometry_types["car_park"] <= {"Point", "Polygon"}
+    city_area = shapely.union_all(city.districts.geometry.values)
+    assert facilities.within(city_area).all()
+
+
+def test_institutions_share_their_car_parks(city: DemoCity) -> None:
+    car_parks = city.facilities[city.facilities["kind"] == "car_park"]
+    shared = car_parks[car_parks["shared_spaces"].notna()]
+    assert len(shared) / len(car_parks) > 0.4
+    assert (shared["shared_spaces"] > 0).all()
+    assert set(shared["access"]) <= {"permissive", "customers"}
+    with_capacity = shared[shared["capacity"].notna()]
+    assert (with_capacity["shared_spaces"] <= with_capacity["capacity"]).all()
+    assert (shared["opening_hours"] == "Mo-Fr 18:00-08:00; Sa,Su,PH 00:00-24:00").any()
+    assert car_parks["capacity"].isna().any()
+
+
+def test_opening_hours_parse(city: DemoCity) -> None:
+    opening_hours = pytest.importorskip("opening_hours")
+    values = sorted(set(city.facilities["opening_hours"].dropna()))
+    assert values
+    for value in values:
+        opening_hours.OpeningHours(value)  # raises ParserError when invalid
+    sports = city.facilities[city.facilities["kind"] == "sports_ground"]
+    assert sports["opening_hours"].notna().all()
+    assert (city.facilities["opening_hours"] == "24/7").any()
+
+
+# --------------------------------------------------------------------------------------
+# Issues and their histories
+# --------------------------------------------------------------------------------------
+
+
+def test_issue_points_lie_in_their_grid(city: DemoCity) -> None:
+    located = gpd.sjoin(
+        city.issues[["ref", "grid_code", "geometry"]],
+        city.grids[["code", "geometry"]],
+        predicate="within",
+    )
+    assert located["ref"].is_unique and len(located) == len(city.issues)
+    assert (located["grid_code"] == located["code"]).all()
+    issues = city.issues
+    assert (issues["grid_code"].str[:12] == issues["community_code"]).all()
+    assert (issues["grid_code"].str[:9] == issues["subdistrict_code"]).all()
+    assert (issues["grid_code"].str[:6] == issues["district_code"]).all()
+
+
+def test_issue_fields(city: DemoCity) -> None:
+    issues = city.issues
+    assert issues["ref"].is_unique
+    assert set(issues["status"]) == set(STATUSES)  # every state occurs
+    assert (issues["status"] == "closed").mean() > 0.7
+    assert set(issues["category"]) <= set(city.categories["code"])
+    assert str(issues["created_at"].dt.tz) == "Asia/Shanghai"
+    assert issues["created_at"].min() >= REFERENCE_TIME - pd.Timedelta(days=190)
+    assert issues["updated_at"].max() < REFERENCE_TIME
+    assert (issues["updated_at"] >= issues["created_at"]).all()
+    assert (issues.geometry.geom_type == "Point").all()
+    contacts = issues["reporter_contact"].dropna()
+    assert contacts.str.fullmatch(r"1\d{2}\*{4}\d{4}").all()
+    assert issues["description"].str.len().gt(4).all()
+
+
+def test_issue_departments_match_category_and_place(city: DemoCity) -> None:
+    issues = city.issues
+    departments = city.departments.set_index("code")
+    kind_of_category = city.categories.set_index("code")["department_kind"]
+    waiting = issues["status"].isin({"reported", "accepted", "rejected"})
+    assert issues.loc[waiting, "department_code"].isna().all()
+    assert issues.loc[~waiting, "department_code"].notna().all()
+    for _, issue in issues[~waiting].iterrows():
+        department = departments.loc[issue["department_code"]]
+        assert department["kind"] == kind_of_category[issue["category"]]
+        assert department["area_code"] in (issue["subdistrict_code"], issue["district_code"])
+
+
+def test_event_histories_are_consistent(city: DemoCity) -> None:
+    events = city.issue_events
+    issues = city.issues.set_index("ref")
+    assert set(events["issue_ref"]) == set(issues.index)
+    assert str(events["at"].dt.tz) == "Asia/Shanghai"
+    assert events["note"].str.len().gt(0).all()
+    for ref, history in events.groupby("issue_ref", sort=False):
+        assert history["seq"].tolist() == list(range(1, len(history) + 1)), ref
+        assert history["at"].is_monotonic_increasing and history["at"].is_unique, ref
+        previous: str | None = None
+        for row in history.itertuples():
+            from_status = None if pd.isna(row.from_status) else row.from_status
+            assert from_status == previous, ref
+            assert row.action in TRANSITIONS[(from_status, row.to_status)], ref
+            previous = row.to_status
+        issue = issues.loc[ref]
+        assert previous == issue["status"], ref
+        assert history["at"].iloc[-1] == issue["updated_at"], ref
+        assert history["at"].iloc[0] == issue["created_at"], ref
+
+
+def test_event_actors(city: DemoCity) -> None:
+    events = city.issue_events
+    pattern = (
+        r"resident|hotline:12345|grid_worker:\d{15}"
+        r"|dispatcher:D\d{9}-CMD|handler:D\d{6}(\d{3})?-[A-Z]{3}"
+    )
+    assert events["actor"].str.fullmatch(pattern).all()
+    assert (events["action"] == "verification_failed").any()
+    grid_workers = events["actor"].str.removeprefix("grid_worker:")
+    assert set(grid_workers[events["actor"].str.startswith("grid_worker:")]) <= set(
+        city.grids["code"]
+    )
+    handlers = events["actor"].str.removeprefix("handler:")
+    assert set(handlers[events["actor"].str.startswith("handler:")]) <= set(
+        city.departments["code"]
+    )
+
+
+def test_reference_time_is_fixed() -> None:
+    assert REFERENCE_TIME == pd.Timestamp("2026-11-01", tz="Asia/Shanghai")
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", REFERENCE_TIME.strftime("%Y-%m-%d"))
