@@ -22,7 +22,10 @@ irregular cells), the Voronoi cells of the seeds are intersected with the parent
 stray fragment that a cell leaves behind on a concave parent is handed to the sibling it
 touches most. Children therefore cover their parent with no gaps and no overlaps beyond
 floating-point noise. Sample points are denser in the two urban cores, so central
-communities and grids come out smaller, as they do in real cities.
+communities and grids come out smaller, as they do in real cities. Districts and
+sub-districts get meandering borders instead of straight Voronoi edges: their parent is
+cut into many small Voronoi cells which are then grouped around the seeds (see
+``_split_wiggly``).
 
 Codes
 -----
@@ -36,6 +39,16 @@ Codes
   of district 450403). See ``SUBDISTRICT_DEPARTMENTS`` and ``DISTRICT_DEPARTMENTS``.
 * facility: ``CP0001`` car parks, ``SG001`` sports grounds, ``WC001`` toilets.
 * issue: ``WZ`` + local report date ``YYYYMMDD`` + 4-digit sequence within that day.
+
+Issues
+------
+Each issue's whole life is simulated (report, accept or reject, dispatch, start,
+respond, on-site verification, which fails now and then and sends the case back to
+the handler, and close) and then cut off at ``REFERENCE_TIME``: the last event before it
+gives the status, so recent reports are still open. A few cases stall for days at one
+step; they are the overdue cases dispatchers escalate. ``department_code`` is the unit
+the case was dispatched to (by category kind and the point's sub-district or district)
+and is None while a case is reported, accepted or rejected.
 
 Randomness comes only from ``numpy.random.default_rng([seed, stage])`` with one stream
 per stage, so changing how one stage draws does not reshuffle the others, and nothing
@@ -55,6 +68,8 @@ import shapely
 from shapely.geometry import MultiPolygon, Point, Polygon
 from shapely.geometry.base import BaseGeometry
 
+from geo.issues import STATUSES
+
 __all__ = ["DemoCity", "generate_city", "REFERENCE_TIME", "STATUSES"]
 
 CRS = "EPSG:4326"
@@ -64,16 +79,6 @@ TIMEZONE = "Asia/Shanghai"
 REFERENCE_TIME = pd.Timestamp("2026-11-01 00:00:00", tz=TIMEZONE)
 HISTORY_DAYS = 183
 
-STATUSES = (
-    "reported",
-    "accepted",
-    "rejected",
-    "dispatched",
-    "in_progress",
-    "responded",
-    "verified",
-    "closed",
-)
 
 # Longitude/latitude of the local plane's origin: between Wuzhou's old town (east) and
 # Longxu (south-west), so the 20 km x 15 km city covers all three districts.
@@ -141,9 +146,13 @@ CHINESE_NUMERALS = "零一二三四五六七八九十"
 # --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class DemoCity:
-    """All layers of the demo city; GeoDataFrames are in EPSG:4326."""
+    """All layers of the demo city; GeoDataFrames are in EPSG:4326.
+
+    ``eq=False``: comparing data frames with ``==`` is element-wise, so equality of two
+    cities is left to the frame-level testing helpers (see tests/test_demo_city.py).
+    """
 
     districts: gpd.GeoDataFrame
     subdistricts: gpd.GeoDataFrame
@@ -405,7 +414,9 @@ def _merge_stray_fragments(
             0.0 if i == owner else shapely.intersection(probe, MultiPolygon(k)).area
             for i, k in enumerate(kept)
         ]
-        kept[int(np.argmax(contact))].append(fragment)
+        # A fragment touching no sibling's main part stays home rather than float off.
+        target = int(np.argmax(contact)) if max(contact) > 0.0 else owner
+        kept[target].append(fragment)
     return [
         _as_multipolygon(shapely.union_all(polygons) if len(polygons) > 1 else polygons[0])
         for polygons in kept
@@ -473,9 +484,11 @@ def _split_wiggly(
     distance += np.column_stack([offset(fine_sites, k) for k in range(count)])
     owner = distance.argmin(axis=1)
     for k, (x, y) in enumerate(seeds):  # the cell under a seed always stays with it
-        home = next(i for i, cell in enumerate(cells) if shapely.contains_xy(cell, x, y))
+        home = next(i for i, cell in enumerate(cells) if shapely.intersects_xy(cell, x, y))
         owner[home] = k
-    groups = [shapely.union_all([cells[i] for i in np.flatnonzero(owner == k)]) for k in range(count)]
+    groups = [
+        shapely.union_all([cells[i] for i in np.flatnonzero(owner == k)]) for k in range(count)
+    ]
     return _merge_stray_fragments(groups, seeds)
 
 
@@ -619,7 +632,8 @@ def _subdivide(
         pieces = _split(rng, parent.geometry, count, wiggle)
         for seq, index in enumerate(_reading_order(parent.geometry, pieces), start=1):
             stem, name = name_child(parent, seq)
-            children.append(_Area(f"{parent.code}{seq:03d}", name, parent.code, stem, pieces[index]))
+            code = f"{parent.code}{seq:03d}"
+            children.append(_Area(code, name, parent.code, stem, pieces[index]))
     return children
 
 
@@ -674,6 +688,7 @@ class _Ground:
     grids: list[_Area]
     tree: shapely.STRtree = field(init=False)
     built: dict[int, list[Polygon]] = field(default_factory=dict)
+    marked: dict[int, list[Point]] = field(default_factory=dict)  # point facilities
 
     def __post_init__(self) -> None:
         self.tree = shapely.STRtree([g.geometry for g in self.grids])
@@ -695,10 +710,16 @@ class _Ground:
         halo = footprint.buffer(clearance)
         if not self.grids[index].geometry.contains(halo):
             return False
-        return not any(halo.intersects(other) for other in self.built.get(index, []))
+        if any(halo.intersects(other) for other in self.built.get(index, [])):
+            return False
+        return not any(halo.intersects(point) for point in self.marked.get(index, []))
 
     def build(self, index: int, footprint: Polygon) -> None:
         self.built.setdefault(index, []).append(footprint)
+
+    def mark(self, index: int, point: Point) -> None:
+        """Record a point facility so later footprints keep clear of it."""
+        self.marked.setdefault(index, []).append(point)
 
     def place_rectangle(
         self,
@@ -863,7 +884,13 @@ SPORTS_GROUND_HOURS = (
     "Mo-Fr 17:30-21:00; Sa 08:00-18:00; Su,PH off",
 )
 TOILET_HOURS = {
-    "government": ("Mo-Fr 08:00-12:00,14:30-17:30", "Mo-Fr 08:00-18:00", "Mo-Su 07:00-22:00", "24/7"),
+    # Chinese offices keep a long lunch break, hence the split weekday hours.
+    "government": (
+        "Mo-Fr 08:00-12:00,14:30-17:30",
+        "Mo-Fr 08:00-18:00",
+        "Mo-Su 07:00-22:00",
+        "24/7",
+    ),
     "school": ("Mo-Fr 18:00-21:00; Sa,Su 08:00-20:00; PH off",),
     "hospital": ("24/7",),
     "culture": ("Tu-Su 09:00-17:00", "Mo-Su 06:00-22:00", "24/7"),
@@ -941,7 +968,7 @@ class _FacilityBuilder:
     def government_units(self) -> list[_Institution]:
         units = [self.institution(f"梧州市{b}", "government", self.city) for b in CITY_BUREAUS]
         for district in self.districts:
-            # District bureaus cluster in the district's busiest part (its civic centre).
+            # Sited by busyness, so most bureaus end up in the district's built-up core.
             units += [
                 self.institution(f"{district.name}{b}", "government", district.geometry)
                 for b in DISTRICT_BUREAUS
@@ -998,8 +1025,7 @@ class _FacilityBuilder:
             capacity = None  # not surveyed yet; the shared quota is still announced
         geometry = footprint
         if geometry is None:
-            x, y, _ = self.ground.free_point(rng, self.city, near=(owner.x, owner.y))
-            geometry = Point(x, y)
+            geometry = self.facility_point(owner)
         hours_value: str | None = _pick(rng, hours)
         if owner.kind == "commerce" and rng.random() < 0.1:
             hours_value = None  # unknown hours are normal in OSM data
@@ -1018,8 +1044,15 @@ class _FacilityBuilder:
             )
         )
 
+    def facility_point(self, owner: _Institution) -> Point:
+        """A spot next to the owner's site, off any footprint, kept clear from now on."""
+        x, y, grid = self.ground.free_point(self.rng, self.city, near=(owner.x, owner.y))
+        point = Point(x, y)
+        self.ground.mark(grid, point)
+        return point
+
     def toilet(self, owner: _Institution) -> None:
-        x, y, _ = self.ground.free_point(self.rng, self.city, near=(owner.x, owner.y))
+        point = self.facility_point(owner)
         self.toilets.append(
             _Facility(
                 kind="toilet",
@@ -1031,7 +1064,7 @@ class _FacilityBuilder:
                 fee="no",
                 contact=owner.contact,
                 opening_hours=_pick(self.rng, TOILET_HOURS[owner.kind]),
-                geometry=Point(x, y),
+                geometry=point,
             )
         )
 
@@ -1082,7 +1115,9 @@ class _FacilityBuilder:
             used_roads[road] = used_roads.get(road, 0) + 1
             ordinal = used_roads[road]
             prefix = road if ordinal == 1 else f"{road}{_chinese_number(ordinal)}号"
-            owner = _Institution(PUBLIC_PARKING_OPERATOR, "public_parking", x, y, grid, _phone(self.rng))
+            owner = _Institution(
+                PUBLIC_PARKING_OPERATOR, "public_parking", x, y, grid, _phone(self.rng)
+            )
             self.car_park(
                 owner, f"{prefix}公共停车场", "yes", (capacity, capacity + 1), None, 0.7,
                 PUBLIC_PARKING_HOURS, footprint=footprint,
@@ -1143,6 +1178,10 @@ RESPOND_NOTES = ("已处置完毕，上传处置后照片", "问题已整改到�
 FAILED_NOTES = ("现场核查未处置到位，退回重办", "核查发现问题反弹，退回")
 VERIFY_NOTES = ("现场核查通过", "复核已整改")
 CLOSE_NOTES = ("结案", "处置完毕，予以结案")
+# Categories that happen on the street even when reported next to a compound.
+ROADSIDE_CATEGORIES = frozenset(
+    {"traffic_signal_fault", "road_damaged", "dirty_road", "fallen_tree", "waterlogging"}
+)
 COMPOUND_SPOTS = ("{c}门口", "{c}东门", "{c}北侧围墙外", "{c}{n}栋楼下", "{c}内部道路")
 ROAD_SPOTS = ("{r}", "{r}与{r2}交叉口", "{r}公交站旁", "{r}{n}号附近")
 # Hourly weights of reports (0..23 h local): patrols by day, residents also evenings.
@@ -1152,7 +1191,8 @@ HOURLY_WEIGHTS = np.array(
 )
 REJECT_PROBABILITY = 0.07
 VERIFICATION_FAILURE_PROBABILITY = 0.08
-STALL_PROBABILITY = 0.08
+STALL_PROBABILITY = 0.10
+STUCK_SHARE = 0.3  # of stalled cases, those still stuck at the reference time
 
 
 @dataclass
@@ -1189,15 +1229,20 @@ def _lifecycle(
     stretch = 2.2 if category.working_hours else 1.0
     limit = category.time_limit_hours * stretch
     # A few cases sit untouched at one step (waiting for parts, passed between units);
-    # these become the overdue cases that dispatchers escalate.
-    stall_step = int(rng.integers(1, 7)) if rng.random() < STALL_PROBABILITY else -1
+    # these become the overdue cases that dispatchers escalate. Some never move again
+    # before "now", which keeps a backlog in every open state.
+    # Steps are numbered 1 (accept/reject) to 6 (close); 0 marks steps that never stall.
+    stall_step = int(rng.integers(1, 7)) if rng.random() < STALL_PROBABILITY else None
+    stuck = rng.random() < STUCK_SHARE
+    stall_seconds = (HISTORY_DAYS + 1 if stuck else rng.uniform(3.0, 60.0)) * 86400
     t = created
 
     def step(index: int, median_hours: float) -> int:
+        """Advance the clock past one step and return the step's time."""
         nonlocal t
         t += _seconds(rng, median_hours)
         if index == stall_step:
-            t += int(rng.uniform(3.0, 60.0) * 86400)
+            t += int(stall_seconds)
         return t
 
     if rng.random() < REJECT_PROBABILITY:
@@ -1216,13 +1261,13 @@ def _lifecycle(
                          f"handler:{handler}", _pick(rng, RESPOND_NOTES)))
     verifier = f"grid_worker:{grid_code}"
     if rng.random() < VERIFICATION_FAILURE_PROBABILITY:
-        events.append(_Event(step(-1, 3.0), "verification_failed", "responded", "in_progress",
+        events.append(_Event(step(0, 3.0), "verification_failed", "responded", "in_progress",
                              verifier, _pick(rng, FAILED_NOTES)))
-        events.append(_Event(step(-1, 0.5 * limit), "respond", "in_progress", "responded",
+        events.append(_Event(step(0, 0.5 * limit), "respond", "in_progress", "responded",
                              f"handler:{handler}", _pick(rng, RESPOND_NOTES)))
     events.append(_Event(step(5, 3.0), "verify", "responded", "verified", verifier,
                          _pick(rng, VERIFY_NOTES)))
-    events.append(_Event(step(6, 2.0), "close", "verified", "closed", dispatcher,
+    events.append(_Event(step(6, 6.0), "close", "verified", "closed", dispatcher,
                          _pick(rng, CLOSE_NOTES)))
     return events
 
@@ -1318,7 +1363,8 @@ def _build_issues(
         contact = None
         if source == "hotline" or (source == "resident" and rng.random() < 0.8):
             contact = _masked_mobile(rng)
-        place = _place_text(rng, compound, roads[subdistrict_code])
+        near = None if category.code in ROADSIDE_CATEGORIES else compound
+        place = _place_text(rng, near, roads[subdistrict_code])
         issues.append(
             _Issue(
                 category=category,
@@ -1335,7 +1381,8 @@ def _build_issues(
     issues.sort(key=lambda issue: issue.created)  # stable: ties keep generation order
     per_day: dict[str, int] = {}
     for issue in issues:
-        day = pd.Timestamp(issue.created, unit="s", tz="UTC").tz_convert(TIMEZONE).strftime("%Y%m%d")
+        local = pd.Timestamp(issue.created, unit="s", tz="UTC").tz_convert(TIMEZONE)
+        day = local.strftime("%Y%m%d")
         per_day[day] = per_day.get(day, 0) + 1
         issue.ref = f"WZ{day}{per_day[day]:04d}"
     return issues
@@ -1400,9 +1447,9 @@ def _department_rows(
                          district.geometry))
     for subdistrict in subdistricts:
         for kind in SUBDISTRICT_DEPARTMENTS:
-            name = (f"{subdistrict.name}{kind.name_suffix}" if kind.kind == "command_centre"
-                    else f"{subdistrict.stem}{kind.name_suffix}")
-            rows.append((_department_code(subdistrict.code, kind.kind), name, kind.kind,
+            # e.g. 东兴派出所, 东兴街道综合指挥中心
+            rows.append((_department_code(subdistrict.code, kind.kind),
+                         f"{subdistrict.stem}{kind.name_suffix}", kind.kind,
                          subdistrict.code, subdistrict.geometry))
     return sorted(rows, key=lambda row: row[0])
 
