@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import Counter
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Iterator
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -228,8 +229,8 @@ def db_upgrade() -> None:
 @app.command()
 def info() -> None:
     """Show the database in use and what it holds."""
-    from data.repository import count_rows
     from data.models import Area, Compound, Department, Facility, Issue
+    from data.repository import count_rows
 
     engine = open_database()
     console.print(f"database: {engine.url.render_as_string(hide_password=True)} ({backend_name(engine)})")

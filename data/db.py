@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 # GDAL (through pyogrio) must be loaded before mod_spatialite: when it is first imported
 # after SpatiaLite in the same process, the clashing PROJ/SQLite symbols segfault Python.
 # Importing it here, before any engine exists, keeps that order whatever the caller does.
 # tests/test_db.py::test_spatialite_then_pyogrio_does_not_crash guards this.
 import pyogrio  # noqa: F401  (imported for its side effect on symbol load order)
-
-from pathlib import Path
-
 import sqlean
 from geoalchemy2.admin.dialects.sqlite import load_spatialite
 from sqlalchemy import Engine, create_engine, event, text

@@ -70,7 +70,7 @@ from shapely.geometry.base import BaseGeometry
 
 from geo.issues import STATUSES
 
-__all__ = ["DemoCity", "generate_city", "REFERENCE_TIME", "STATUSES"]
+__all__ = ["REFERENCE_TIME", "STATUSES", "DemoCity", "generate_city"]
 
 CRS = "EPSG:4326"
 TIMEZONE = "Asia/Shanghai"

@@ -154,7 +154,7 @@ def areas_at(session: Session, lon: float, lat: float, version_id: int) -> list[
         and_(
             table.c.layer_version_id == version_id,
             dialect_for(session).bbox_filter(table, (lon, lat, lon, lat)),
-            func.ST_Covers(table.c.geom, point) == True,  # noqa: E712 (SQL, not Python)
+            func.ST_Covers(table.c.geom, point) == True,
         )
     )
     return sorted(session.scalars(query))

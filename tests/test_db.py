@@ -17,7 +17,7 @@ from data.migrate import is_current, upgrade
 from data.models import Area, Issue, IssueEvent, LayerVersion
 from data.repository import areas_at, dialect_for, insert_rows
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 GEOMETRY_TABLES = ("areas", "compounds", "departments", "facilities", "issues")
 
 
@@ -34,7 +34,7 @@ def test_spatialite_then_pyogrio_does_not_crash(tmp_path) -> None:  # type: igno
         frame.to_file("{tmp_path / 'x.gpkg'}")
         print(len(pyogrio.read_dataframe("{tmp_path / 'x.gpkg'}")))
     """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, f"exit {result.returncode} (-11 is a segfault): {result.stderr[-2000:]}"
     assert result.stdout.strip() == "1"
 
@@ -110,9 +110,8 @@ def _issue(engine: Engine) -> int:
 def test_issue_history_is_append_only(engine: Engine) -> None:
     _issue(engine)
     for statement in ("UPDATE issue_events SET note = 'rewritten'", "DELETE FROM issue_events"):
-        with pytest.raises(DatabaseError, match="append-only"):
-            with engine.begin() as conn:
-                conn.execute(text(statement))
+        with pytest.raises(DatabaseError, match="append-only"), engine.begin() as conn:
+            conn.execute(text(statement))
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM issue_events")).scalar() == 1
 
@@ -133,9 +132,8 @@ def test_timestamps_keep_their_instant(engine: Engine) -> None:
 )
 def test_check_constraints(engine: Engine, statement: str, why: str) -> None:
     _issue(engine)
-    with pytest.raises(IntegrityError):
-        with engine.begin() as conn:
-            conn.execute(text(statement))
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(text(statement))
 
 
 def test_unsupported_url_says_what_to_use() -> None:

@@ -7,10 +7,10 @@ from sqlalchemy import Engine, func, select
 
 from data.db import session_factory
 from data.demo import DEMO_EFFECTIVE, DatabaseNotEmpty, load_demo_city
+from data.demo_city import generate_city
 from data.importer import coverage_faults
 from data.models import Area, Issue, IssueEvent
 from data.repository import areas_at, version_in_force
-from data.demo_city import generate_city
 
 
 @pytest.fixture(scope="module")

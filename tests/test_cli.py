@@ -1,0 +1,58 @@
+"""The gridmap command line, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from shapely.geometry import box, mapping
+from typer.testing import CliRunner
+
+from api.cli import app
+from data.settings import get_settings
+
+
+@pytest.fixture
+def cli(database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("GRIDMAP_DATABASE_URL", database_url)
+    monkeypatch.setenv("GRIDMAP_DATA_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    yield lambda *args: CliRunner().invoke(app, [str(a) for a in args])
+    get_settings.cache_clear()
+
+
+def write(path: Path, features: list[tuple[dict, object]]) -> Path:
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": p, "geometry": mapping(g)} for p, g in features]}))
+    return path
+
+
+def test_import_check_and_fault_file(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    community = write(tmp_path / "c.geojson", [({"code": "C1", "name": "社区"}, box(111.3, 23.5, 111.32, 23.51))])
+    grids = write(tmp_path / "g.geojson", [
+        ({"code": "G1", "name": "一", "parent_code": "C1"}, box(111.3, 23.5, 111.309, 23.51)),
+        ({"code": "G2", "name": "二", "parent_code": "C1"}, box(111.31, 23.5, 111.32, 23.51)),
+    ])
+    result = cli("import", "communities", community, "--effective", "2026-01-01")
+    assert result.exit_code == 0, result.output
+    faults = tmp_path / "faults.geojson"
+    result = cli("import", "grids", grids, "--effective", "2026-01-01", "--faults", faults, "--report", tmp_path / "r.json")
+    assert result.exit_code == 0, result.output
+    assert "imported 2 grids" in result.output and "gap" in result.output
+    body = json.loads(faults.read_text())
+    assert [f["properties"]["kind"] for f in body["features"]] == ["gap"]
+    assert json.loads((tmp_path / "r.json").read_text())["imported"] == 2
+    result = cli("check", "grids", "--on", "2026-06-01")
+    assert result.exit_code == 0 and "gap of" in result.output
+
+
+def test_rejected_import_exits_non_zero_and_lists_problems(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    bad = write(tmp_path / "d.geojson", [({"code": "A", "name": "a"}, box(23.5, 111.3, 23.6, 111.4))])
+    result = cli("import", "districts", bad, "--report", tmp_path / "r.json")
+    assert result.exit_code == 1
+    assert "feature #1 (A): latitude" in result.output and "swapped" in result.output
+    assert "nothing imported, 1 problem found" in result.output
+    assert json.loads((tmp_path / "r.json").read_text())["problems"][0]["feature"] == 1
+    result = cli("import", "parishes", bad)
+    assert result.exit_code == 2 and "unknown layer 'parishes'" in result.output
