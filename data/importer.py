@@ -210,7 +210,7 @@ def import_layer(
         if layer in LAYER_ALIASES:
             _import_areas(session, LAYER_ALIASES[layer], read, options, scheme, report, say)
         else:
-            _import_other(session, layer, read, options, scheme, report, say)
+            _import_other(session, layer, read, options, report, say)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -466,7 +466,6 @@ def _import_other(
     layer: str,
     read: ReadResult,
     options: ImportOptions,
-    scheme: CodeScheme,
     report: ImportReport,
     say: Callable[[str], None],
 ) -> None:
@@ -481,7 +480,7 @@ def _import_other(
     geoms = _check_geometries(
         list(frame.geometry), labels, check, options, report, layer != "facilities", read.broken
     )
-    _check_codes(codes, "free", [None] * len(codes), code_scheme("free"), report)
+    _check_codes(codes, layer, [None] * len(codes), code_scheme("free"), report)
     for i, name in enumerate(names):
         if name is None:
             report.problems.append(Problem(i, "has no name", labels[i]))

@@ -40,8 +40,9 @@ class CodeScheme:
 
     def problem(self, level: str, code: str, parent_code: str | None) -> str | None:
         """Why ``code`` is malformed at ``level`` under this scheme, or None if it is fine."""
-        pattern = self.patterns.get(level)
-        if pattern is not None and not pattern.fullmatch(code):
+        # Layers outside the hierarchy (compounds, facilities, ...) get the free format.
+        pattern = self.patterns.get(level, _FREE)
+        if not pattern.fullmatch(code):
             return f"malformed {level} code {code!r}: expected {_describe(pattern)}"
         if self.hierarchical and parent_code and not code.startswith(parent_code):
             return f"{level} code {code!r} does not start with its parent code {parent_code!r}"

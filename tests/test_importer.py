@@ -258,3 +258,13 @@ def test_database_error_mid_write_rolls_back(engine: Engine, tmp_path: Path) -> 
     error = rejected(engine, "facilities", path)
     assert messages(error) == ["feature #2 (F2): shared_spaces 9 exceeds capacity 5"]
     assert counts(engine) == (0, 0, 0)
+
+
+def test_malformed_codes_outside_the_hierarchy(engine: Engine, tmp_path: Path) -> None:
+    path = geojson(tmp_path / "f.geojson", [
+        ({"code": "P 1", "name": "a", "kind": "toilet"}, shapely.Point(111.3, 23.5)),
+        ({"code": "P2", "name": "b", "kind": "toilet"}, shapely.Point(111.3, 23.5)),
+    ])
+    error = rejected(engine, "facilities", path)
+    assert [p.message.split(":")[0] for p in error.report.problems] == ["malformed facilities code 'P 1'"]
+    assert counts(engine) == (0, 0, 0)
