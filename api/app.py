@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api.errors import install_error_handlers
-from api.routes import areas, health, pages
+from api.routes import areas, health, locate, pages
 from data.db import make_engine, session_factory
 from data.migrate import upgrade
 from data.settings import Settings, get_settings
@@ -39,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(areas.router)
+    app.include_router(locate.router)
     app.include_router(pages.router)
     # check_dir=False: the app still starts (and says how to fix it) before `make assets`.
     app.mount(VENDOR_URL, StaticFiles(directory=vendor_dir(), check_dir=False), name="vendor")

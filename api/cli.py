@@ -204,6 +204,51 @@ def demo(
 
 
 @app.command()
+def assign(
+    points_file: Annotated[Path, typer.Argument(help="CSV with lon/lat columns, GeoJSON or GeoPackage points")],
+    out: Annotated[Path, typer.Option("--out", help="Output CSV: one row per input point, in input order")],
+    lon_field: Annotated[str | None, typer.Option(help="CSV longitude column")] = None,
+    lat_field: Annotated[str | None, typer.Option(help="CSV latitude column")] = None,
+    id_field: Annotated[str | None, typer.Option(help="Column holding each point's id (default: id/ref/code, else the row number)")] = None,
+    crs: Annotated[str | None, typer.Option(help="Input CRS: wgs84, cgcs2000, gcj02, bd09 or EPSG:NNNN")] = None,
+    at: Annotated[dt.datetime | None, typer.Option(formats=["%Y-%m-%d"], help="Use the layers in force on this date (default today)")] = None,
+    engine: Annotated[str, typer.Option(help="local (this process) or dask")] = "local",
+    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (default: a local cluster)")] = None,
+) -> None:
+    """Assign every point of a file to its grid and chain of areas."""
+    from rich.progress import BarColumn, MofNCompleteColumn
+
+    from data.assignment import load_assigner
+    from data.bulk_assign import assign_dask, assign_local, read_points, write_assignments
+    from data.readers import FileRejected
+
+    if engine not in ("local", "dask"):
+        raise typer.BadParameter(f"--engine {engine!r}: use local or dask")
+    database = open_database()
+    try:
+        points = read_points(points_file, crs, lon_field, lat_field, id_field)
+    except (FileRejected, ValueError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    on = at.date() if at else today()
+    with session_factory(database)() as session, steps("building the grid index"):
+        assigner = load_assigner(session, on, get_settings().snap_metres)
+    if engine == "dask":
+        with steps(f"assigning {len(points):,} points on Dask ({scheduler or 'local cluster'})"):
+            result = assign_dask(assigner, points, scheduler)
+    else:
+        with Progress(TextColumn("assigning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
+            task = bar.add_task("assign", total=len(points))
+            result = assign_local(assigner, points, progress=lambda n: bar.advance(task, n))
+    write_assignments(result, out)
+    counts = result["match"].value_counts().to_dict()
+    console.print(
+        f"wrote {len(result):,} rows to {out} (layers in force on {on}, grid version "
+        f"{assigner.layer_version or 'none'}): " + ", ".join(f"{k} {v:,}" for k, v in counts.items())
+    )
+
+
+@app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on")] = None,
     port: Annotated[int | None, typer.Option(help="Port")] = None,

@@ -160,7 +160,7 @@ class AreaIndex:
         dist = np.full(len(x), np.nan)
         if not len(x) or not len(self.codes) or metres <= 0:
             return best, dist
-        kx, ky = _metres_per_degree(y)
+        kx, ky = metres_per_degree(y)
         boxes = shapely.box(x - metres / kx, y - metres / ky, x + metres / kx, y + metres / ky)
         points, areas = self.tree.query(boxes, predicate="intersects")
         if not len(points):
@@ -195,7 +195,7 @@ def _grid_crossings(a: FloatArray, b: FloatArray) -> tuple[IntArray, FloatArray]
     return ids, (k - a[ids]) / (b[ids] - a[ids])
 
 
-def _metres_per_degree(lat: FloatArray) -> tuple[FloatArray, FloatArray]:
+def metres_per_degree(lat: FloatArray) -> tuple[FloatArray, FloatArray]:
     """Metres per degree of longitude and latitude at each latitude (WGS84)."""
     phi = np.radians(lat)
     w = np.sqrt(1 - _E2 * np.sin(phi) ** 2)

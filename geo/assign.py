@@ -123,7 +123,7 @@ class Assigner:
         """Points with no grid start their chain at the smallest enclosing higher area."""
         for level in CHAIN[1:]:
             index = self._indexes.get(level)
-            todo = np.flatnonzero(start_level == None)  # noqa: E711 (elementwise on objects)
+            todo = np.flatnonzero(start_level == None)
             if index is None or not len(index) or not len(todo):
                 continue
             found, _ = index.cover(lon[todo], lat[todo])
@@ -147,8 +147,8 @@ class Assigner:
     def _walk_up(self, level: str, code: str | None) -> list[tuple[str, str]]:
         chain = []
         for lvl in CHAIN[CHAIN.index(level):]:
-            if code is None:
-                break
+            if code is None or code not in self._names.get(lvl, {}):
+                break  # a parent code that names no loaded area ends the chain
             chain.append((lvl, code))
             code = self._parents.get(lvl, {}).get(code)
         return chain

@@ -18,7 +18,7 @@ import pytest
 from shapely.geometry import MultiPolygon, Polygon, box
 
 from geo.assign import Assigner, Layer
-from geo.crs import wgs84_to_gcj02, to_wgs84_xy, parse_crs
+from geo.crs import parse_crs, to_wgs84_xy, wgs84_to_gcj02
 
 HOLE = Polygon(box(0.03, 0, 0.035, 0.01).exterior.coords, [box(0.031, 0.004, 0.034, 0.006).exterior.coords])
 LAYERS = {
