@@ -232,7 +232,8 @@ def assign(
         raise typer.Exit(1) from exc
     on = at.date() if at else today()
     with session_factory(database)() as session, steps("building the grid index"):
-        assigner = load_assigner(session, on, get_settings().snap_metres)
+        settings = get_settings()
+        assigner = load_assigner(session, on, settings.snap_metres, settings.data_dir / "index")
     if engine == "dask":
         with steps(f"assigning {len(points):,} points on Dask ({scheduler or 'local cluster'})"):
             result = assign_dask(assigner, points, scheduler)
@@ -241,7 +242,7 @@ def assign(
             task = bar.add_task("assign", total=len(points))
             result = assign_local(assigner, points, progress=lambda n: bar.advance(task, n))
     write_assignments(result, out)
-    counts = result["match"].value_counts().to_dict()
+    counts = {k: v for k, v in result["match"].value_counts().to_dict().items() if v}
     console.print(
         f"wrote {len(result):,} rows to {out} (layers in force on {on}, grid version "
         f"{assigner.layer_version or 'none'}): " + ", ".join(f"{k} {v:,}" for k, v in counts.items())

@@ -28,11 +28,12 @@ FloatArray = npt.NDArray[np.float64]
 NO_AREA = -1
 _EXACT = -2  # raster cell that a boundary crosses: test points there exactly
 # Cells per average area: ~24 x 24 keeps the boundary cells to a few percent of the area.
-_CELLS_PER_AREA = 576
+_CELLS_PER_AREA = 1200
 _MAX_CELLS = 16_000_000  # 64 MB of int32 at most
 # A sample this close to a cell edge (in cells) marks the neighbouring cell too, so that
 # floating-point rounding can never leave a boundary out of the cells it touches.
 _EPS = 1e-6
+_SHORT = 3  # a segment whose cell box is at most this many cells each way is "short"
 
 # WGS84 ellipsoid, for metric distances near a point (snapping).
 _A = 6_378_137.0
@@ -56,6 +57,11 @@ class AreaIndex:
     def __len__(self) -> int:
         return len(self.codes)
 
+    def __setstate__(self, state: dict[str, object]) -> None:
+        # Prepared geometries do not survive pickling (a persisted or shipped index).
+        self.__dict__.update(state)
+        shapely.prepare(self.geoms)
+
     # --- the raster ------------------------------------------------------------------------
 
     def _build_raster(self) -> None:
@@ -78,45 +84,75 @@ class AreaIndex:
         return (x - self.origin[0]) / self.cell, (y - self.origin[1]) / self.cell
 
     def _boundary_cells(self) -> npt.NDArray[np.bool_]:
-        """Every cell whose closed square meets an area boundary."""
+        """Every cell whose closed square meets an area boundary (a few extra are harmless).
+
+        Marking a cell too many only sends its points to the exact test; missing one would
+        give a wrong answer. So short segments (the vast majority) mark their whole cell
+        bounding box, a cheap superset, and only long ones are traversed cell by cell.
+        """
         lines = shapely.get_parts(shapely.boundary(self.geoms))
         coords, line = shapely.get_coordinates(lines, return_index=True)
         u, v = self._to_cells(coords[:, 0], coords[:, 1])
         same = line[1:] == line[:-1]  # consecutive vertices of one ring form a segment
         au, av, bu, bv = u[:-1][same], v[:-1][same], u[1:][same], v[1:][same]
-        seg_t = [np.zeros_like(au), np.ones_like(au)]
-        seg_id = [np.arange(len(au)), np.arange(len(au))]
-        for a, b in ((au, bu), (av, bv)):
-            ids, t = _grid_crossings(a, b)
-            seg_id.append(ids)
-            seg_t.append(t)
-        ids, t = np.concatenate(seg_id), np.concatenate(seg_t)
-        order = np.lexsort((t, ids))
-        ids, t = ids[order], t[order]
-        inner = ids[1:] == ids[:-1]
-        mids = (t[1:][inner] + t[:-1][inner]) / 2  # inside one cell between two crossings
-        all_ids = np.concatenate([ids, ids[1:][inner]])
-        all_t = np.concatenate([t, mids])
-        su = au[all_ids] + all_t * (bu[all_ids] - au[all_ids])
-        sv = av[all_ids] + all_t * (bv[all_ids] - av[all_ids])
         marked = np.zeros(self.shape, dtype=bool)
+        col0 = np.floor(np.minimum(au, bu) - _EPS).astype(np.int64)
+        row0 = np.floor(np.minimum(av, bv) - _EPS).astype(np.int64)
+        width = np.floor(np.maximum(au, bu) + _EPS).astype(np.int64) - col0 + 1
+        height = np.floor(np.maximum(av, bv) + _EPS).astype(np.int64) - row0 + 1
+        short = (width <= _SHORT) & (height <= _SHORT)
+        for dr in range(_SHORT):
+            for dc in range(_SHORT):
+                take = short & (dr < height) & (dc < width)
+                self._mark(marked, row0[take] + dr, col0[take] + dc)
+        long = ~short
+        self._mark_traversed(marked, au[long], av[long], bu[long], bv[long])
+        return marked
+
+    def _mark(self, marked: npt.NDArray[np.bool_], rows: IntArray, cols: IntArray) -> None:
+        rows = np.clip(rows, 0, self.shape[0] - 1)
+        cols = np.clip(cols, 0, self.shape[1] - 1)
+        marked[rows, cols] = True
+
+    def _mark_traversed(
+        self, marked: npt.NDArray[np.bool_], au: FloatArray, av: FloatArray, bu: FloatArray, bv: FloatArray
+    ) -> None:
+        """Cells along long segments.
+
+        A segment enters every cell it visits, except its first, through a grid line. So
+        marking the cells on both sides of every crossing (the point nudged by ±eps on
+        each axis), plus the cells of both end points, marks every cell it touches; no
+        sorting of crossings is needed.
+        """
+        ids = [np.arange(len(au)), np.arange(len(au))]
+        ts = [np.zeros_like(au), np.ones_like(au)]
+        for a, b in ((au, bu), (av, bv)):
+            crossing_ids, t = _grid_crossings(a, b)
+            ids.append(crossing_ids)
+            ts.append(t)
+        seg, t = np.concatenate(ids), np.concatenate(ts)
+        su = au[seg] + t * (bu[seg] - au[seg])
+        sv = av[seg] + t * (bv[seg] - av[seg])
         for du in (-_EPS, _EPS):
             for dv in (-_EPS, _EPS):
-                rows = np.clip(np.floor(sv + dv).astype(np.int64), 0, self.shape[0] - 1)
-                cols = np.clip(np.floor(su + du).astype(np.int64), 0, self.shape[1] - 1)
-                marked[rows, cols] = True
-        return marked
+                self._mark(marked, np.floor(sv + dv).astype(np.int64), np.floor(su + du).astype(np.int64))
 
     def _region_owners(self, regions: npt.NDArray[np.int32], count: int) -> IntArray:
         """The area covering each boundary-free region (region 0 is the boundary cells)."""
-        flat = regions.ravel()
-        labels, first = np.unique(flat, return_index=True)
         owner = np.full(count + 1, NO_AREA, dtype=np.int64)
-        keep = labels > 0
-        rows, cols = np.divmod(first[keep], self.shape[1])
+        if count == 0:
+            return owner
+        # Any one cell of each region will do: the first one in the top row of its box.
+        rows = np.empty(count, dtype=np.int64)
+        cols = np.empty(count, dtype=np.int64)
+        for i, (row_slice, col_slice) in enumerate(ndimage.find_objects(regions)):
+            top = regions[row_slice.start, col_slice]
+            rows[i] = row_slice.start
+            cols[i] = col_slice.start + int(np.argmax(top == i + 1))
+        keep = np.arange(1, count + 1)
         x = self.origin[0] + (cols + 0.5) * self.cell
         y = self.origin[1] + (rows + 0.5) * self.cell
-        owner[labels[keep]] = self._exact(x, y)[0]
+        owner[keep] = self._exact(x, y)[0]
         return owner
 
     # --- queries ---------------------------------------------------------------------------

@@ -72,6 +72,10 @@ class Assigner:
             lvl: dict(zip(lay.codes, lay.parents or [None] * len(lay.codes), strict=True))
             for lvl, lay in self.layers.items()
         }
+        # Each area's whole chain, resolved once, so that a million points cost one
+        # array lookup per column instead of a walk up the hierarchy each.
+        self._chain_tables = {lvl: self._chain_table(lvl) for lvl in self._indexes}
+        self._categories, self._chain_codes = _encode(self._chain_tables)
         self._compounds = (
             AreaIndex(self.compounds.codes, self.compounds.geoms) if self.compounds else None
         )
@@ -79,70 +83,63 @@ class Assigner:
             dict(zip(self.compounds.codes, self.compounds.names, strict=True)) if self.compounds else {}
         )
 
+    def _chain_table(self, level: str) -> dict[str, npt.NDArray[np.object_]]:
+        codes = self._indexes[level].codes
+        table = {f"{lvl}_{w}": np.full(len(codes), None, dtype=object) for lvl in CHAIN for w in ("code", "name")}
+        for i, code in enumerate(codes):
+            for lvl, chain_code in self._walk_up(level, str(code)):
+                table[f"{lvl}_code"][i] = chain_code
+                table[f"{lvl}_name"][i] = self._names[lvl][chain_code]
+        return table
+
     def assign(self, lon: npt.ArrayLike, lat: npt.ArrayLike) -> pd.DataFrame:
         """One row per point, in input order, with the columns in ``COLUMNS``."""
         lon = np.asarray(lon, dtype=float).ravel()
         lat = np.asarray(lat, dtype=float).ravel()
         n = len(lon)
-        match = np.full(n, OUTSIDE, dtype=object)
+        match = np.full(n, MATCH_KINDS.index(OUTSIDE), dtype=np.int8)
         distance = np.full(n, np.nan)
-        start_level = np.full(n, None, dtype=object)  # level whose area starts the chain
-        start_code = np.full(n, None, dtype=object)
+        chain = {column: np.full(n, -1, dtype=np.int32) for column in self._categories}
+        started = np.zeros(n, dtype=bool)
+
+        def start_chain(level: str, rows: npt.NDArray[np.int64], areas: npt.NDArray[np.int64]) -> None:
+            for column, values in self._chain_codes[level].items():
+                chain[column][rows] = values[areas]
+            started[rows] = True
+
         grids = self._indexes.get("grid")
         if grids is not None and len(grids):
             found, on_edge = grids.cover(lon, lat)
-            hit = found != NO_AREA
-            match[hit] = np.where(on_edge[hit], BOUNDARY, INSIDE)
-            start_level[hit], start_code[hit] = "grid", grids.codes[found[hit]]
-            miss = np.flatnonzero(~hit)
+            hit = np.flatnonzero(found != NO_AREA)
+            match[hit] = np.where(on_edge[hit], MATCH_KINDS.index(BOUNDARY), MATCH_KINDS.index(INSIDE))
+            start_chain("grid", hit, found[hit])
+            miss = np.flatnonzero(found == NO_AREA)
             near, dist = grids.nearest_within(lon[miss], lat[miss], self.snap_metres)
             snapped = near != NO_AREA
-            rows = miss[snapped]
-            match[rows], distance[rows] = SNAPPED, dist[snapped]
-            start_level[rows], start_code[rows] = "grid", grids.codes[near[snapped]]
-        self._fall_back(lon, lat, start_level, start_code)
-        frame = self._chains(start_level, start_code)
-        frame.insert(0, "match", pd.Series(match, dtype=object))
-        codes, names = self._compound(lon, lat)
-        frame["compound_code"] = pd.Series(codes, dtype=object)
-        frame["compound_name"] = pd.Series(names, dtype=object)
+            match[miss[snapped]], distance[miss[snapped]] = MATCH_KINDS.index(SNAPPED), dist[snapped]
+            start_chain("grid", miss[snapped], near[snapped])
+        for level in CHAIN[1:]:  # no grid: the smallest enclosing higher area starts the chain
+            index, todo = self._indexes.get(level), np.flatnonzero(~started)
+            if index is not None and len(index) and len(todo):
+                found, _ = index.cover(lon[todo], lat[todo])
+                hit = found != NO_AREA
+                start_chain(level, todo[hit], found[hit])
+        # Categoricals: a million rows of a few thousand distinct codes cost integer
+        # arrays, not a million Python strings. Missing values read back as NaN.
+        frame = pd.DataFrame({"match": pd.Categorical.from_codes(match, MATCH_KINDS)})
+        for column, codes in chain.items():
+            frame[column] = pd.Categorical.from_codes(codes, self._categories[column])
+        frame["compound_code"], frame["compound_name"] = self._compound(lon, lat)
         frame["distance_m"] = distance
         frame["layer_version"] = self.layer_version
         return frame[list(COLUMNS)]
 
     def assign_one(self, lon: float, lat: float) -> dict[str, object]:
         """The same answer for one point, as a dict (what the API returns)."""
-        row = self.assign([lon], [lat]).iloc[0].to_dict()
-        row["distance_m"] = None if pd.isna(row["distance_m"]) else round(float(row["distance_m"]), 2)
+        row = records(self.assign([lon], [lat]))[0]
+        if row["distance_m"] is not None:
+            row["distance_m"] = round(row["distance_m"], 2)
         return row
-
-    def _fall_back(
-        self, lon: npt.NDArray[np.float64], lat: npt.NDArray[np.float64],
-        start_level: npt.NDArray[np.object_], start_code: npt.NDArray[np.object_],
-    ) -> None:
-        """Points with no grid start their chain at the smallest enclosing higher area."""
-        for level in CHAIN[1:]:
-            index = self._indexes.get(level)
-            todo = np.flatnonzero(start_level == None)
-            if index is None or not len(index) or not len(todo):
-                continue
-            found, _ = index.cover(lon[todo], lat[todo])
-            hit = found != NO_AREA
-            start_level[todo[hit]], start_code[todo[hit]] = level, index.codes[found[hit]]
-
-    def _chains(
-        self, start_level: npt.NDArray[np.object_], start_code: npt.NDArray[np.object_]
-    ) -> pd.DataFrame:
-        """Codes and names up the hierarchy, resolved once per distinct starting area."""
-        columns = {f"{lvl}_{w}": np.full(len(start_level), None, dtype=object) for lvl in CHAIN for w in ("code", "name")}
-        keys = pd.Series(list(zip(start_level, start_code, strict=True)), dtype=object)
-        for (level, code), rows in keys.groupby(keys, sort=False).indices.items():
-            if level is None:
-                continue
-            for lvl, chain_code in self._walk_up(level, code):
-                columns[f"{lvl}_code"][rows] = chain_code
-                columns[f"{lvl}_name"][rows] = self._names.get(lvl, {}).get(chain_code)
-        return pd.DataFrame(columns, dtype=object)  # object: missing stays None, not NaN
 
     def _walk_up(self, level: str, code: str | None) -> list[tuple[str, str]]:
         chain = []
@@ -153,12 +150,46 @@ class Assigner:
             code = self._parents.get(lvl, {}).get(code)
         return chain
 
-    def _compound(self, lon: npt.NDArray[np.float64], lat: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.object_], npt.NDArray[np.object_]]:
-        codes = np.full(len(lon), None, dtype=object)
-        names = np.full(len(lon), None, dtype=object)
+    def _compound(self, lon: npt.NDArray[np.float64], lat: npt.NDArray[np.float64]) -> tuple[pd.Categorical, pd.Categorical]:
+        found = np.full(len(lon), NO_AREA, dtype=np.int64)
         if self._compounds is not None and len(self._compounds):
             found, _ = self._compounds.cover(lon, lat)
-            hit = found != NO_AREA
-            codes[hit] = self._compounds.codes[found[hit]]
-            names[hit] = [self._compound_names[c] for c in codes[hit]]
-        return codes, names
+        codes = list(self._compounds.codes) if self._compounds is not None else []
+        names, name_codes = _unique([self._compound_names[c] for c in codes])
+        name_codes = np.append(name_codes, -1)  # NO_AREA (-1) indexes this last entry
+        return (
+            pd.Categorical.from_codes(found.astype(np.int32), codes),
+            pd.Categorical.from_codes(name_codes[found].astype(np.int32), names),
+        )
+
+
+def _unique(values: Sequence[object]) -> tuple[list[object], npt.NDArray[np.int32]]:
+    """Distinct non-missing values and each value's position among them (-1 if missing)."""
+    categories: dict[object, int] = {}
+    codes = np.array([-1 if v is None else categories.setdefault(v, len(categories)) for v in values], dtype=np.int32)
+    return list(categories), codes
+
+
+def _encode(
+    tables: dict[str, dict[str, npt.NDArray[np.object_]]],
+) -> tuple[dict[str, list[object]], dict[str, dict[str, npt.NDArray[np.int32]]]]:
+    """Per-column categories shared by all levels, and each level's table as codes into them."""
+    columns = [f"{lvl}_{w}" for lvl in CHAIN for w in ("code", "name")]
+    categories: dict[str, list[object]] = {}
+    codes: dict[str, dict[str, npt.NDArray[np.int32]]] = {level: {} for level in tables}
+    for column in columns:
+        seen: dict[object, int] = {}
+        for level, table in tables.items():
+            codes[level][column] = np.array(
+                [-1 if v is None else seen.setdefault(v, len(seen)) for v in table[column]], dtype=np.int32
+            )
+        categories[column] = list(seen)
+    return categories, codes
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, object]]:
+    """Rows as plain dicts with None for missing values (what JSON and comparisons want)."""
+    out = []
+    for row in frame.astype(object).to_dict("records"):
+        out.append({k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()})
+    return out

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from shapely.geometry import MultiPolygon, Polygon, box
 
-from geo.assign import Assigner, Layer
+from geo.assign import Assigner, Layer, records
 from geo.crs import parse_crs, to_wgs84_xy, wgs84_to_gcj02
 
 HOLE = Polygon(box(0.03, 0, 0.035, 0.01).exterior.coords, [box(0.031, 0.004, 0.034, 0.006).exterior.coords])
@@ -91,10 +91,10 @@ def test_snap_ties_go_to_the_smallest_code() -> None:
 def test_bulk_equals_single_point(assigner: Assigner) -> None:
     rng = np.random.default_rng(7)
     lon, lat = rng.uniform(-0.01, 0.05, 3000), rng.uniform(-0.005, 0.015, 3000)
-    bulk = assigner.assign(lon, lat)
+    bulk = records(assigner.assign(lon, lat))
     for i in range(0, 3000, 97):
         single = assigner.assign_one(lon[i], lat[i])
-        row = bulk.iloc[i].to_dict()
+        row = bulk[i]
         assert {k: v for k, v in row.items() if k != "distance_m"} == {k: v for k, v in single.items() if k != "distance_m"}
 
 
