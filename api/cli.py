@@ -250,6 +250,30 @@ def assign(
 
 
 @app.command()
+def reassign(
+    open_only: Annotated[bool, typer.Option(help="Only issues that are still open")] = False,
+    on: Annotated[dt.datetime | None, typer.Option(formats=["%Y-%m-%d"], help="Use the layers in force on this date (default today)")] = None,
+    summary: Annotated[Path | None, typer.Option(help="Also write the per-community summary as CSV here")] = None,
+) -> None:
+    """Move issues to the areas of the layer versions in force (after a redraw)."""
+    from data.reassign import reassign_issues
+
+    engine = open_database()
+    day = on.date() if on else today()
+    with session_factory(engine)() as session, session.begin(), steps("reassigning issues") as say:
+        table = reassign_issues(session, day, get_settings().snap_metres, open_only, progress=say)
+    view = Table(title=f"issues that changed grid, per community (layers in force on {day})")
+    for column in ("community", "issues", "changed grid"):
+        view.add_column(column, justify="right" if column != "community" else "left")
+    for row in table.itertuples():
+        view.add_row(str(row.community_code), f"{row.issues:,}", f"{row.changed_grid:,}")
+    console.print(view)
+    console.print(f"{int(table['changed_grid'].sum()):,} of {int(table['issues'].sum()):,} issues changed grid")
+    if summary is not None:
+        table.to_csv(summary, index=False)
+
+
+@app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on")] = None,
     port: Annotated[int | None, typer.Option(help="Port")] = None,

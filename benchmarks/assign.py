@@ -74,7 +74,7 @@ def child_main(grid_count: int, point_count: int, index_file: str) -> None:
     cached = Path(index_file)
     if cached.exists():
         start = time.perf_counter()
-        assigner = pickle.loads(cached.read_bytes())  # noqa: S301 (written by the cold run)
+        assigner = pickle.loads(cached.read_bytes())
     else:
         grids = make_grids(grid_count)
         start = time.perf_counter()

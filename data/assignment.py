@@ -21,7 +21,6 @@ from data.models import SRID, Area, Compound
 from geo.area_index import metres_per_degree
 from geo.assign import BOUNDARY, CHAIN, COLUMNS, INSIDE, OUTSIDE, SNAPPED, Assigner, Layer
 
-
 # Bump when the pickled index's layout changes, so old files are not loaded.
 INDEX_FORMAT = 1
 
@@ -57,7 +56,7 @@ def load_assigner(
     path = cache_dir / f"assigner-{key}.pickle"
     if path.exists():
         with path.open("rb") as handle:
-            return pickle.load(handle)  # noqa: S301 (our own file, see above)
+            return pickle.load(handle)
     assigner = _build_assigner(session, on, snap_metres)
     cache_dir.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".tmp")
