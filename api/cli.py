@@ -230,6 +230,9 @@ def assign(
     except (FileRejected, ValueError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
+    unusable = int(points["lon"].isna().sum())
+    if unusable:
+        console.print(f"[yellow]warning:[/yellow] {unusable:,} rows have no usable coordinates; they are written as outside")
     on = at.date() if at else today()
     with session_factory(database)() as session, steps("building the grid index"):
         settings = get_settings()

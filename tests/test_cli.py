@@ -56,3 +56,22 @@ def test_rejected_import_exits_non_zero_and_lists_problems(cli, tmp_path: Path) 
     assert json.loads((tmp_path / "r.json").read_text())["problems"][0]["feature"] == 1
     result = cli("import", "parishes", bad)
     assert result.exit_code == 2 and "unknown layer 'parishes'" in result.output
+
+
+def test_assign_writes_one_row_per_point_in_input_order(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    grids = write(tmp_path / "g.geojson", [
+        ({"code": "G1", "name": "一"}, box(111.30, 23.50, 111.31, 23.51)),
+        ({"code": "G2", "name": "二"}, box(111.31, 23.50, 111.32, 23.51)),
+    ])
+    assert cli("import", "grids", grids, "--effective", "2026-01-01").exit_code == 0
+    points = tmp_path / "p.csv"
+    points.write_text("ref,x,y\nr3,111.315,23.505\nr1,111.305,23.505\nr2,111.31,23.505\nr4,abc,23.5\nr5,111.3203,23.505\n")
+    out = tmp_path / "out.csv"
+    result = cli("assign", points, "--out", out, "--lon-field", "x", "--lat-field", "y", "--at", "2026-02-01")
+    assert result.exit_code == 0, result.output
+    rows = [line.split(",") for line in out.read_text().splitlines()]
+    header = rows[0]
+    got = [(r[header.index("id")], r[header.index("match")], r[header.index("grid_code")]) for r in rows[1:]]
+    assert got == [("r3", "inside", "G2"), ("r1", "inside", "G1"), ("r2", "boundary", "G1"),
+                   ("r4", "outside", ""), ("r5", "snapped", "G2")]
+    assert "wrote 5 rows" in result.output
