@@ -92,9 +92,10 @@ def child_main(grid_count: int, point_count: int, index_file: str) -> None:
 def _peak_rss_mb() -> float:
     """This process's peak resident memory. VmHWM, not ru_maxrss: on Linux ru_maxrss survives
     exec, so a child would report its parent's peak."""
-    for line in open("/proc/self/status", encoding="ascii"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
