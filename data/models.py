@@ -11,6 +11,8 @@ import datetime as dt
 from geoalchemy2 import Geometry
 from sqlalchemy import (
     JSON,
+    Boolean,
+    Float,
     CheckConstraint,
     Date,
     DateTime,
@@ -198,6 +200,15 @@ class Issue(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     geom = mapped_column(Geometry("POINT", srid=SRID, spatial_index=True), nullable=False)
+    due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    escalation_level: Mapped[str | None] = mapped_column(String(16))
+    satisfaction: Mapped[int | None] = mapped_column(Integer)
+    # Optimistic lock: two dispatchers acting on one case cannot both win.
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    client_id: Mapped[str | None] = mapped_column(String(64))
+    media: Mapped[list | None] = mapped_column(JSON)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
     events: Mapped[list[IssueEvent]] = relationship(order_by="IssueEvent.seq")
 
@@ -219,3 +230,40 @@ class IssueEvent(Base):
     note: Mapped[str | None] = mapped_column(Text)
     # Details such as the assignment before a boundary redraw.
     data: Mapped[dict | None] = mapped_column(JSON)
+
+
+class Category(Base):
+    """An issue category: a component (部件) or an event (事件), with its time limit."""
+
+    __tablename__ = "categories"
+
+    code: Mapped[str] = mapped_column(String(60), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    group: Mapped[str] = mapped_column(String(16))
+    time_limit_hours: Mapped[float] = mapped_column(Float)
+    working_hours: Mapped[bool] = mapped_column(Boolean)
+    department_kind: Mapped[str | None] = mapped_column(String(40))
+
+
+class RoutingRuleRow(Base):
+    """A category -> department rule, optionally limited to one area (geo.routing)."""
+
+    __tablename__ = "routing_rules"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    category: Mapped[str] = mapped_column(ForeignKey("categories.code"))
+    department_code: Mapped[str] = mapped_column(ForeignKey("departments.code"))
+    area_code: Mapped[str | None] = mapped_column(String(32))
+
+
+class User(Base):
+    """A staff member with a bearer token (stored as a SHA-256 hash, never in clear)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    department_code: Mapped[str | None] = mapped_column(ForeignKey("departments.code"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
