@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -9,7 +11,9 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api.errors import install_error_handlers
-from api.routes import areas, health, locate, pages
+from api.routes import areas, health, issues, locate, pages
+from api.security import RateLimiter
+from data.cases import Clock, escalate
 from data.db import make_engine, session_factory
 from data.migrate import upgrade
 from data.settings import Settings, get_settings
@@ -26,7 +30,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         upgrade(engine)
         app.state.engine = engine
         app.state.sessions = session_factory(engine)
+        task = None
+        if settings.escalate_every_seconds:
+            task = asyncio.create_task(_escalate_periodically(app, settings.escalate_every_seconds))
         yield
+        if task is not None:
+            task.cancel()
         engine.dispose()
 
     app = FastAPI(
@@ -36,11 +45,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.clock = Clock.from_settings(settings)
+    app.state.report_limiter = RateLimiter(settings.report_rate_per_minute)
     install_error_handlers(app)
+    issues.install_case_errors(app)
     app.include_router(health.router)
     app.include_router(areas.router)
     app.include_router(locate.router)
+    app.include_router(issues.router)
     app.include_router(pages.router)
     # check_dir=False: the app still starts (and says how to fix it) before `make assets`.
     app.mount(VENDOR_URL, StaticFiles(directory=vendor_dir(), check_dir=False), name="vendor")
+    # Media file names are random (api/media.py), so a URL is only known from an issue view.
+    app.mount("/media", StaticFiles(directory=settings.data_dir / "media", check_dir=False), name="media")
     return app
+
+
+async def _escalate_periodically(app: FastAPI, every: int) -> None:
+    """Run the escalation use case on a timer, as `gridmap escalate` does by hand."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await asyncio.to_thread(_escalate_once, app)
+        except Exception:
+            logging.getLogger("gridmap").exception("escalation run failed")
+
+
+def _escalate_once(app: FastAPI) -> None:
+    with app.state.sessions() as session, session.begin():
+        escalate(session)

@@ -36,6 +36,8 @@ check_app = typer.Typer(help="Check loaded layers.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(check_app, name="check")
 app.add_typer(db_app, name="db")
+users_app = typer.Typer(help="Staff users and their tokens.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
 # soft_wrap: long problem lines stay whole when piped to a file or a CI log.
 console = Console(stderr=True, soft_wrap=True)
 
@@ -93,8 +95,11 @@ def import_command(
     report: Annotated[Path | None, typer.Option(help="Write the full report as JSON here")] = None,
     faults: Annotated[Path | None, typer.Option(help="Grids: write coverage faults as GeoJSON here")] = None,
 ) -> None:
-    """Import a layer from a file, all or nothing."""
+    """Import a layer (or the categories / routing rules) from a file, all or nothing."""
     engine = open_database()
+    if layer in ("routing", "categories"):
+        _import_table(engine, layer, file)
+        return
     options = ImportOptions(
         layer=layer,
         path=file,
@@ -137,6 +142,21 @@ def import_command(
         console.print(f"wrote {len(result.faults)} coverage faults to {faults}")
     if report:
         report.write_text(json.dumps(result.as_dict(), ensure_ascii=False, indent=1))
+
+
+def _import_table(engine: Engine, table: str, file: Path) -> None:
+    from data.tables_import import TableRejected, import_categories, import_routing
+
+    load = import_routing if table == "routing" else import_categories
+    try:
+        with session_factory(engine)() as session, session.begin():
+            count = load(session, file)
+    except TableRejected as exc:
+        for problem in exc.problems:
+            console.print(f"[red]problem[/red] {problem.describe().replace('feature #', 'row ')}")
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(f"[green]imported[/green] {count} {'routing rules' if table == 'routing' else 'categories'} from {file.name}")
 
 
 def _print_report(report: ImportReport) -> None:
@@ -290,6 +310,37 @@ def serve(
     open_database()
     console.print(f"serving on http://{host or settings.host}:{port or settings.port}/")
     uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port)
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="Login name")],
+    role: Annotated[str, typer.Option(help="grid_worker, dispatcher, handler, planner, admin or gate")],
+    department: Annotated[str | None, typer.Option(help="Department code (required for handlers)")] = None,
+) -> None:
+    """Create a staff user and print their bearer token (shown once; stored only hashed)."""
+    from data.cases import CaseError, add_user
+
+    engine = open_database()
+    try:
+        with session_factory(engine)() as session, session.begin():
+            token = add_user(session, name, role, department)
+    except CaseError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(f"created {role} {name!r}; their token (keep it, it is not shown again):")
+    print(token)
+
+
+@app.command()
+def escalate() -> None:
+    """Mark overdue cases and raise them to the district, then the city (the server does this too)."""
+    from data.cases import escalate as run
+
+    engine = open_database()
+    with session_factory(engine)() as session, session.begin():
+        raised = run(session)
+    console.print(f"raised {raised['district']} overdue cases to the district and {raised['city']} to the city")
 
 
 @db_app.command("upgrade")

@@ -12,7 +12,16 @@ from sqlalchemy import Engine, insert, select
 from data import repository as repo
 from data.db import session_factory
 from data.demo_city import DemoCity, generate_city
-from data.models import Area, Compound, Department, Facility, Issue, IssueEvent
+from data.models import (
+    Area,
+    Category,
+    Compound,
+    Department,
+    Facility,
+    Issue,
+    IssueEvent,
+    RoutingRuleRow,
+)
 from geo.areas import LEVELS, code_scheme
 
 # The demo's boundaries are in force from the start of 2026, before its issue history.
@@ -94,9 +103,32 @@ def load_demo_city(
                 row["geom"] = row.pop("geometry")
             repo.insert_rows(session, model.__table__, rows)
             counts[label] = len(rows)
+        say("loading categories and routing rules")
+        counts["categories"], counts["routing_rules"] = _load_routing(session, city)
         say(f"loading {len(city.issues)} issues and their history")
         counts["issues"], counts["issue_events"] = _load_issues(session, city)
     return counts
+
+
+def _load_routing(session, city: DemoCity) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    """Categories, and one rule per category and area: the unit of its kind that serves it.
+
+    Units stationed in a sub-district (police, city management, ...) get sub-district
+    rules; district bureaus (housing, water, greening) get district rules, as in a
+    street-chief scheme.
+    """
+    categories = _records(city.categories, ["code", "name", "group", "time_limit_hours", "working_hours", "department_kind"])
+    session.execute(insert(Category.__table__), categories)
+    serving = {(d["kind"], d["area_code"]): d["code"] for d in _records(city.departments, ["code", "kind", "area_code"])}
+    areas = [(code, "subdistrict") for code in city.subdistricts["code"]] + [(code, "district") for code in city.districts["code"]]
+    rules = [
+        {"category": c["code"], "department_code": serving[(c["department_kind"], code)], "area_code": code}
+        for c in categories
+        for code, _level in areas
+        if (c["department_kind"], code) in serving
+    ]
+    session.execute(insert(RoutingRuleRow.__table__), rules)
+    return len(categories), len(rules)
 
 
 def _load_issues(session, city: DemoCity) -> tuple[int, int]:  # type: ignore[no-untyped-def]

@@ -12,10 +12,10 @@ from geoalchemy2 import Geometry
 from sqlalchemy import (
     JSON,
     Boolean,
-    Float,
     CheckConstraint,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,

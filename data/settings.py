@@ -37,6 +37,22 @@ class Settings(BaseSettings):
     # "wgs84" or "gcj02": GCJ-02 tiles (AMap/Gaode, Tencent) need overlays shifted to match.
     tile_crs: str = "wgs84"
 
+    # The closed loop.
+    # Working periods of a working day, for deadlines counted in working hours.
+    working_day: str = "08:30-12:00,14:00-17:30"
+    # Extra official holidays / make-up working days for years chinese-calendar lacks
+    # (JSON: {"holidays": [...], "workdays": [...]}); geo/calendar_extra.json by default.
+    calendar_extra: Path | None = None
+    # Possible duplicates: open issues of the same category this close and this recent.
+    duplicate_radius_m: float = Field(50.0, gt=0)
+    duplicate_days: int = Field(7, gt=0)
+    # Reports accepted per client address per minute.
+    report_rate_per_minute: int = Field(30, gt=0)
+    # Uploaded media: the largest file accepted, in megabytes.
+    max_upload_mb: float = Field(20.0, gt=0)
+    # How often the server marks overdue cases and escalates them (0: never).
+    escalate_every_seconds: int = Field(300, ge=0)
+
     def resolved_database_url(self) -> str:
         """The SQLAlchemy URL in use: the configured one or the embedded SpatiaLite file."""
         if self.database_url:

@@ -26,7 +26,9 @@ def test_demo_loads_and_matches_the_generator(engine: Engine, city) -> None:  # 
         "compounds": len(city.compounds), "departments": len(city.departments),
         "facilities": len(city.facilities), "issues": len(city.issues),
         "issue_events": len(city.issue_events),
+        "categories": len(city.categories), "routing_rules": counts["routing_rules"],
     }
+    assert counts["routing_rules"] >= len(city.categories) * 3  # every category routed in every district at least
     with session_factory(engine)() as session:
         # Grids tile their communities: the coverage check finds nothing.
         assert coverage_faults(session, DEMO_EFFECTIVE) == []

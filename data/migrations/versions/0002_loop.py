@@ -59,10 +59,10 @@ def upgrade() -> None:
     timestamp = "DATETIME" if op.get_bind().dialect.name == "sqlite" else "TIMESTAMP WITH TIME ZONE"
     for column in (
         f"due_at {timestamp}",
-        "escalation_level VARCHAR(16) CONSTRAINT ck_issues_escalation "
-        "CHECK (escalation_level IS NULL OR escalation_level IN ('district', 'city'))",
-        "satisfaction INTEGER CONSTRAINT ck_issues_satisfaction "
-        "CHECK (satisfaction IS NULL OR satisfaction BETWEEN 1 AND 5)",
+        ("escalation_level VARCHAR(16) CONSTRAINT ck_issues_escalation "
+         "CHECK (escalation_level IS NULL OR escalation_level IN ('district', 'city'))"),
+        ("satisfaction INTEGER CONSTRAINT ck_issues_satisfaction "
+         "CHECK (satisfaction IS NULL OR satisfaction BETWEEN 1 AND 5)"),
         "version INTEGER NOT NULL DEFAULT 1",
         "idempotency_key VARCHAR(200)",
         "client_id VARCHAR(64)",

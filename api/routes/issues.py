@@ -1,0 +1,307 @@
+"""Issues: intake, the loop's transitions, reading and counting."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from sqlalchemy import and_, func, or_, select
+
+from api.deps import SessionDep, SettingsDep
+from api.errors import BadRequest, problem
+from api.media import MediaRejected, read_media, store_media
+from api.routes.locate import API_CRS, cached_assigner
+from api.security import CurrentStaff, rate_limit_reports
+from data import cases
+from data.cases import CaseError, Report, Staff
+from data.importer import today
+from data.models import Issue, IssueEvent
+from data.repository import dialect_for
+from geo.crs import parse_crs, to_wgs84_xy
+from geo.issues import OPEN_STATUSES, STATUSES
+from geo.loop import allowed_actions
+from geo.stats import STAT_LEVELS, issue_stats
+
+router = APIRouter(prefix="/api/v1", tags=["issues"])
+PUBLIC_MEDIA_FROM = {"accepted", "dispatched", "in_progress", "responded", "verified", "closed"}
+
+
+def clock(request: Request) -> cases.Clock:
+    return request.app.state.clock
+
+
+ClockDep = Annotated[cases.Clock, Depends(clock)]
+
+
+# --- views -------------------------------------------------------------------------------
+
+
+def issue_properties(issue: Issue, staff: Staff | None, now: dt.datetime) -> dict[str, Any]:
+    """An issue as JSON properties; the public never sees the reporter or unvetted media."""
+    props: dict[str, Any] = {
+        "id": issue.id, "ref": issue.ref, "category": issue.category, "description": issue.description,
+        "status": issue.status, "grid_code": issue.grid_code, "community_code": issue.community_code,
+        "subdistrict_code": issue.subdistrict_code, "district_code": issue.district_code,
+        "department_code": issue.department_code,
+        "created_at": issue.created_at.isoformat(), "updated_at": issue.updated_at.isoformat(),
+        "due_at": issue.due_at.isoformat() if issue.due_at else None,
+        "overdue": is_overdue(issue, now), "escalation_level": issue.escalation_level,
+        "satisfaction": issue.satisfaction, "version": issue.version,
+    }
+    if staff is not None or issue.status in PUBLIC_MEDIA_FROM:
+        props["media"] = [{"url": f"/media/{m['path']}", "content_type": m["content_type"]} for m in issue.media or []]
+    if staff is not None:
+        props["reporter_contact"] = issue.reporter_contact
+        props["allowed_actions"] = allowed_actions(issue.status, staff.role)
+    return props
+
+
+def is_overdue(issue: Issue, now: dt.datetime) -> bool:
+    if issue.due_at is None:
+        return False
+    end = issue.closed_at if issue.status == "closed" and issue.closed_at else now
+    return issue.status != "rejected" and end > issue.due_at
+
+
+def feature(issue: Issue, lon: float, lat: float, props: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "Feature", "id": issue.id, "geometry": {"type": "Point", "coordinates": [lon, lat]}, "properties": props}
+
+
+def etag(issue: Issue) -> str:
+    return f'"{issue.version}"'
+
+
+# --- intake ------------------------------------------------------------------------------
+
+
+async def parse_report(request: Request, max_bytes: int) -> tuple[dict[str, Any], list[Any]]:
+    """Fields from JSON or a multipart form, refusing bodies that are not UTF-8."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
+        form = await request.form(max_part_size=max_bytes + 1)
+        fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+        files = [v for k, v in form.multi_items() if k == "media" and not isinstance(v, str)]
+        return fields, files
+    body = await request.body()
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CaseError("the request body is not valid UTF-8: send UTF-8 text") from None
+    try:
+        data = json.loads(text) if text.strip() else {}
+    except json.JSONDecodeError as exc:
+        raise CaseError(f"the body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise CaseError("send a JSON object with lon, lat, category and description")
+    return data, []
+
+
+def report_from(fields: dict[str, Any]) -> Report:
+    missing = [k for k in ("lon", "lat", "category", "description") if fields.get(k) in (None, "")]
+    if missing:
+        raise CaseError(f"missing field(s): {', '.join(missing)}")
+    crs = str(fields.get("crs") or "wgs84").lower()
+    if crs not in API_CRS:
+        raise CaseError(f"unknown crs {crs!r}: use one of {', '.join(API_CRS)}")
+    try:
+        lon, lat = float(fields["lon"]), float(fields["lat"])
+    except (TypeError, ValueError):
+        raise CaseError(f"lon and lat must be numbers, got {fields['lon']!r}, {fields['lat']!r}") from None
+    if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+        raise CaseError(f"coordinates lon={lon}, lat={lat} are out of range")
+    x, y = to_wgs84_xy(lon, lat, parse_crs(crs))
+    return Report(
+        lon=float(x), lat=float(y), category=str(fields["category"]), description=str(fields["description"]),
+        reporter_contact=(str(fields["reporter_contact"]) if fields.get("reporter_contact") else None),
+        source=str(fields.get("source") or "resident"),
+    )
+
+
+@router.post("/issues", status_code=201, dependencies=[Depends(rate_limit_reports)])
+async def create_issue(
+    request: Request, session: SessionDep, settings: SettingsDep, clock: ClockDep, staff: CurrentStaff,
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> JSONResponse:
+    """Report an issue at a place; it is assigned to its grid and routed at once."""
+    max_bytes = int(settings.max_upload_mb * 1024 * 1024)
+    fields, files = await parse_report(request, max_bytes)
+    report = report_from(fields)
+    if staff is not None:
+        report.source = f"{staff.role}:{staff.name}"
+    cases.check_report(session, report)
+    try:
+        uploads = [await read_media(f, max_bytes) for f in files]  # checked before anything is stored
+    except MediaRejected as exc:
+        raise CaseError(str(exc)) from exc
+    client = request.client.host if request.client else None
+    assigner = cached_assigner(request, session, today(), settings.snap_metres)
+    issue, created, duplicates = cases.report_issue(
+        session, report, assigner, clock, settings, client_id=client, idempotency_key=idempotency_key
+    )
+    if created and uploads:
+        issue.media = store_media(settings.data_dir / "media", issue.ref, uploads)
+    session.commit()
+    body = {
+        "id": issue.id, "ref": issue.ref, "status": issue.status,
+        "areas": {lvl: getattr(issue, f"{lvl}_code") for lvl in ("grid", "community", "subdistrict", "district")},
+        "department_code": issue.department_code,
+        "due_at": issue.due_at.isoformat() if issue.due_at else None,
+        "version": issue.version,
+        "possible_duplicates": [{"id": d.id, "ref": d.ref, "status": d.status} for d in duplicates],
+    }
+    headers = {"ETag": etag(issue), "Location": f"/api/v1/issues/{issue.id}"}
+    if not created:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(body, status_code=201 if created else 200, headers=headers)
+
+
+# --- transitions -------------------------------------------------------------------------
+
+
+class TransitionIn(BaseModel):
+    action: str = Field(description="accept, reject, dispatch, start, respond, verify, fail_verification, close, reopen")
+    note: str | None = Field(None, max_length=4000)
+    satisfaction: int | None = Field(None, ge=1, le=5, description="The reporter's score, on close")
+    department_code: str | None = Field(None, description="On dispatch: send to this department instead")
+    version: int | None = Field(None, description="The version you read (or send If-Match)")
+
+
+@router.post("/issues/{issue_id}/transitions")
+def transition(
+    issue_id: int, body: TransitionIn, session: SessionDep, clock: ClockDep, staff: CurrentStaff, response: Response,
+    if_match: Annotated[str | None, Header()] = None,
+) -> dict[str, Any]:
+    """Move a case one step through the loop (staff only), with a version check."""
+    if staff is None:
+        raise cases.Forbidden("sign in: send Authorization: Bearer <token>")
+    expected = body.version
+    if if_match:
+        try:
+            expected = int(if_match.strip().removeprefix("W/").strip('"'))
+        except ValueError:
+            raise BadRequest(f"If-Match {if_match!r}: send the ETag you received, e.g. \"3\"") from None
+    issue = cases.apply_action(session, issue_id, body.action, staff, clock, expected, body.note,
+                               body.satisfaction, body.department_code)
+    session.commit()
+    response.headers["ETag"] = etag(issue)
+    return {"id": issue.id, "status": issue.status, "version": issue.version,
+            "due_at": issue.due_at.isoformat() if issue.due_at else None,
+            "allowed_actions": allowed_actions(issue.status, staff.role)}
+
+
+# --- reading -----------------------------------------------------------------------------
+
+
+@router.get("/issues/{issue_id}")
+def read_issue(issue_id: int, session: SessionDep, staff: CurrentStaff, response: Response) -> dict[str, Any]:
+    """One issue, with its history."""
+    issue = cases.get_issue(session, issue_id)
+    if not cases.can_see(issue, staff):
+        raise cases.NotFound(f"no issue {issue_id}")
+    lon, lat = session.execute(select(func.ST_X(Issue.geom), func.ST_Y(Issue.geom)).where(Issue.id == issue_id)).one()
+    props = issue_properties(issue, staff, cases.utcnow())
+    props["history"] = [
+        {"seq": e.seq, "at": e.at.isoformat(), "action": e.action, "from_status": e.from_status,
+         "to_status": e.to_status, "actor": e.actor if staff is not None or e.actor.startswith(("resident", "system")) else e.actor.split(":")[0],
+         "note": e.note}
+        for e in session.scalars(select(IssueEvent).where(IssueEvent.issue_id == issue_id).order_by(IssueEvent.seq))
+    ]
+    response.headers["ETag"] = etag(issue)
+    return feature(issue, lon, lat, props)
+
+
+@router.get("/issues")
+def list_issues(
+    request: Request, session: SessionDep, staff: CurrentStaff,
+    bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat")] = None,
+    status: Annotated[list[str] | None, Query(description="Repeatable")] = None,
+    category: Annotated[list[str] | None, Query(description="Repeatable")] = None,
+    area: Annotated[str | None, Query(description="Grid, community, sub-district or district code")] = None,
+    department: Annotated[str | None, Query()] = None,
+    overdue: Annotated[bool | None, Query()] = None,
+    since: Annotated[dt.date | None, Query(alias="from", description="Reported on or after (Asia/Shanghai date)")] = None,
+    until: Annotated[dt.date | None, Query(alias="to", description="Reported on or before")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Response:
+    """Issues as a GeoJSON FeatureCollection, filtered and paged."""
+    from api.routes.areas import parse_bbox
+
+    conditions: list[Any] = []
+    box = parse_bbox(bbox)
+    if box is not None:
+        conditions.append(dialect_for(session).bbox_filter(Issue.__table__, box))
+    if status:
+        unknown = sorted(set(status) - set(STATUSES))
+        if unknown:
+            raise BadRequest(f"unknown status {', '.join(unknown)}: use {', '.join(STATUSES)}")
+        conditions.append(Issue.status.in_(status))
+    if category:
+        conditions.append(Issue.category.in_(category))
+    if area:
+        conditions.append(or_(*(getattr(Issue, f"{lvl}_code") == area for lvl in ("grid", "community", "subdistrict", "district"))))
+    if department:
+        conditions.append(Issue.department_code == department)
+    if staff is not None and staff.role == "handler":
+        conditions.append(Issue.department_code == staff.department_code)
+    now = cases.utcnow()
+    if overdue is not None:
+        late = and_(Issue.due_at.is_not(None), Issue.status != "rejected",
+                    or_(and_(Issue.status == "closed", Issue.closed_at > Issue.due_at),
+                        and_(Issue.status != "closed", Issue.due_at < now)))
+        conditions.append(late if overdue else ~late)
+    shanghai = dt.timezone(dt.timedelta(hours=8))
+    if since:
+        conditions.append(Issue.created_at >= dt.datetime.combine(since, dt.time(), shanghai))
+    if until:
+        conditions.append(Issue.created_at < dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), shanghai))
+    where = and_(*conditions) if conditions else and_(True)
+    total = session.scalar(select(func.count()).select_from(Issue).where(where)) or 0
+    rows = session.execute(
+        select(Issue, func.ST_X(Issue.geom), func.ST_Y(Issue.geom)).where(where)
+        .order_by(Issue.created_at.desc(), Issue.id.desc()).limit(limit).offset(offset)
+    ).all()
+    body: dict[str, Any] = {
+        "type": "FeatureCollection",
+        "features": [feature(i, x, y, issue_properties(i, staff, now)) for i, x, y in rows],
+        "numberMatched": total, "numberReturned": len(rows),
+        "links": [],
+    }
+    if offset + len(rows) < total:
+        next_url = request.url.include_query_params(offset=offset + limit, limit=limit)
+        body["links"].append({"rel": "next", "href": str(next_url), "type": "application/geo+json"})
+    return Response(json.dumps(body, ensure_ascii=False), media_type="application/geo+json")
+
+
+@router.get("/stats")
+def stats(
+    session: SessionDep, level: Annotated[str, Query(description="grid, community, subdistrict, district or department")],
+    since: Annotated[dt.date | None, Query(alias="from")] = None,
+    until: Annotated[dt.date | None, Query(alias="to")] = None,
+) -> dict[str, Any]:
+    """The evaluation figures per area or department (综合评价)."""
+    if level not in STAT_LEVELS:
+        raise BadRequest(f"unknown level {level!r}: use one of {', '.join(STAT_LEVELS)}")
+    column = "department_code" if level == "department" else f"{level}_code"
+    shanghai = dt.timezone(dt.timedelta(hours=8))
+    query = select(getattr(Issue, column), Issue.status, Issue.created_at, Issue.closed_at, Issue.due_at, Issue.satisfaction)
+    if since:
+        query = query.where(Issue.created_at >= dt.datetime.combine(since, dt.time(), shanghai))
+    if until:
+        query = query.where(Issue.created_at < dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), shanghai))
+    rows = session.execute(query).all()
+    return {"level": level, "open_statuses": sorted(OPEN_STATUSES),
+            "items": issue_stats(rows, cases.utcnow())}
+
+
+def install_case_errors(app: Any) -> None:
+    """Map case errors to problem responses (409 lists the allowed actions)."""
+
+    @app.exception_handler(CaseError)
+    async def _case(_: Request, exc: CaseError) -> JSONResponse:
+        titles = {404: "Not found", 403: "Forbidden", 409: "Conflict", 412: "Precondition failed", 422: "Invalid request"}
+        return problem(exc.status, titles.get(exc.status, "Error"), str(exc), **exc.details)

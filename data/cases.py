@@ -1,0 +1,347 @@
+"""The closed loop in the database: intake, routing, transitions, deadlines, escalation.
+
+Each function is one use case. It takes a session inside the caller's transaction (the
+API request or the CLI command owns the transaction) and uses geo/ for the rules.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sqlalchemy import and_, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from data import repository as repo
+from data.models import Category, Department, Issue, IssueEvent, RoutingRuleRow, User, utcnow
+from data.settings import Settings
+from geo.area_index import metres_per_degree
+from geo.assign import Assigner
+from geo.issues import OPEN_STATUSES
+from geo.loop import ROLES, next_status
+from geo.routing import RoutingRule, route
+from geo.worktime import WorkCalendar, due_at, parse_working_day
+
+MAX_DESCRIPTION = 4000  # Open311's limit, used everywhere
+STAFF_ROLES = (*ROLES, "gate")
+
+
+class CaseError(ValueError):
+    """A request about a case that cannot be done; ``status`` is the HTTP status to use."""
+
+    status = 422
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.details = details
+
+
+class NotFound(CaseError):
+    status = 404
+
+
+class Conflict(CaseError):
+    status = 409
+
+
+class Forbidden(CaseError):
+    status = 403
+
+
+class PreconditionFailed(CaseError):
+    status = 412
+
+
+@dataclass(frozen=True)
+class Staff:
+    """Who is acting: a staff user, or None for a member of the public."""
+
+    name: str
+    role: str
+    department_code: str | None = None
+
+
+@dataclass
+class Report:
+    lon: float  # WGS84
+    lat: float
+    category: str
+    description: str
+    reporter_contact: str | None = None
+    media: list[dict[str, Any]] = field(default_factory=list)
+    source: str = "resident"
+
+
+# --- staff and tokens --------------------------------------------------------------------
+
+
+def hash_token(token: str) -> str:
+    """Tokens are stored as SHA-256: a stolen database does not give working tokens."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def add_user(session: Session, name: str, role: str, department_code: str | None = None) -> str:
+    """Create a staff user and return their new bearer token (shown once, never stored)."""
+    if role not in STAFF_ROLES:
+        raise CaseError(f"unknown role {role!r}: use one of {', '.join(STAFF_ROLES)}")
+    if role == "handler" and not department_code:
+        raise CaseError("a handler belongs to a department: give --department CODE")
+    if department_code and session.get(Department, _department_id(session, department_code)) is None:
+        raise CaseError(f"no department {department_code!r}")
+    if session.scalar(select(User).where(User.name == name)) is not None:
+        raise Conflict(f"a user named {name!r} already exists")
+    token = secrets.token_urlsafe(32)
+    session.add(User(name=name, role=role, department_code=department_code, token_hash=hash_token(token)))
+    session.flush()
+    return token
+
+
+def _department_id(session: Session, code: str) -> int | None:
+    return session.scalar(select(Department.id).where(Department.code == code))
+
+
+def staff_for_token(session: Session, token: str) -> Staff | None:
+    user = session.scalar(select(User).where(User.token_hash == hash_token(token)))
+    return None if user is None else Staff(user.name, user.role, user.department_code)
+
+
+# --- deadlines ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Clock:
+    """Working time as configured: the calendar with its extra years, and the working day."""
+
+    calendar: WorkCalendar
+    working_day: Any
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Clock:
+        return cls(WorkCalendar(settings.calendar_extra), parse_working_day(settings.working_day))
+
+    def due(self, start: dt.datetime, category: Category) -> dt.datetime:
+        return due_at(start, category.time_limit_hours, category.working_hours, self.calendar, self.working_day)
+
+
+# --- routing -----------------------------------------------------------------------------
+
+
+def rules(session: Session) -> list[RoutingRule]:
+    rows = session.scalars(select(RoutingRuleRow).order_by(RoutingRuleRow.id))
+    return [RoutingRule(r.category, r.department_code, r.area_code) for r in rows]
+
+
+def route_issue(session: Session, category: str, chain: dict[str, str | None]) -> tuple[str | None, str]:
+    """The department for a case and why; no rule: the sub-district's command centre."""
+    found = route(category, chain, rules(session))
+    if found is not None:
+        return found.department_code, f"rule for {found.level}"
+    for level in ("subdistrict", "district"):
+        code = chain.get(level)
+        if code:
+            centre = session.scalar(
+                select(Department.code).where(Department.kind == "command_centre", Department.area_code == code)
+            )
+            if centre:
+                return centre, f"no rule: {level} command centre"
+    centre = session.scalar(
+        select(Department.code).where(Department.kind == "command_centre").order_by(Department.code).limit(1)
+    )
+    return centre, "no rule and no local command centre: first command centre"
+
+
+# --- intake ------------------------------------------------------------------------------
+
+
+def category(session: Session, code: str) -> Category:
+    found = session.get(Category, code)
+    if found is None:
+        known = session.scalars(select(Category.code).order_by(Category.code)).all()
+        raise CaseError(f"unknown category {code!r}", known=list(known))
+    return found
+
+
+def check_report(session: Session, report: Report) -> Category:
+    """Everything about a report that can be refused before anything is stored."""
+    if not report.description or not report.description.strip():
+        raise CaseError("description is empty: say what is wrong")
+    if len(report.description) > MAX_DESCRIPTION:
+        raise CaseError(f"description has {len(report.description)} characters; at most {MAX_DESCRIPTION}")
+    if not (-180 <= report.lon <= 180 and -90 <= report.lat <= 90):
+        raise CaseError(f"coordinates lon={report.lon}, lat={report.lat} are out of range")
+    return category(session, report.category)
+
+
+def new_ref(session: Session, now: dt.datetime) -> str:
+    local = now.astimezone(dt.timezone(dt.timedelta(hours=8)))
+    prefix = f"GM{local:%Y%m%d}"
+    count = session.scalar(select(func.count()).select_from(Issue).where(Issue.ref.like(f"{prefix}%"))) or 0
+    return f"{prefix}{count + 1:05d}"
+
+
+def report_issue(
+    session: Session, report: Report, assigner: Assigner, clock: Clock, settings: Settings,
+    client_id: str | None = None, idempotency_key: str | None = None, now: dt.datetime | None = None,
+) -> tuple[Issue, bool, list[Issue]]:
+    """Take in a report: assign, route, deadline, history. Returns (issue, created, duplicates).
+
+    A repeated Idempotency-Key from the same client returns the first issue unchanged.
+    """
+    if idempotency_key:
+        earlier = _by_idempotency(session, client_id, idempotency_key)
+        if earlier is not None:
+            return earlier, False, []
+    kind = check_report(session, report)
+    now = now or utcnow()
+    place = assigner.assign_one(report.lon, report.lat)
+    chain = {lvl: place[f"{lvl}_code"] for lvl in ("grid", "community", "subdistrict", "district")}
+    department, why = route_issue(session, kind.code, chain)
+    duplicates = possible_duplicates(session, report, settings, now)
+    issue = Issue(
+        ref=new_ref(session, now), category=kind.code, description=report.description.strip(),
+        status="reported", **{f"{lvl}_code": code for lvl, code in chain.items()},
+        department_code=department, reporter_contact=report.reporter_contact,
+        created_at=now, updated_at=now, geom=f"SRID=4326;POINT({report.lon!r} {report.lat!r})",
+        due_at=clock.due(now, kind), version=1, idempotency_key=idempotency_key,
+        client_id=client_id if idempotency_key else None, media=report.media or None,
+    )
+    try:
+        with session.begin_nested():  # a concurrent retry with the same key loses here
+            session.add(issue)
+            session.flush()
+    except IntegrityError:
+        earlier = _by_idempotency(session, client_id, idempotency_key) if idempotency_key else None
+        if earlier is None:
+            raise
+        return earlier, False, []
+    session.add(IssueEvent(
+        issue_id=issue.id, seq=1, at=now, action="report", from_status=None, to_status="reported",
+        actor=report.source, note=f"routed to {department} ({why}); match {place['match']}",
+        data={"assignment": place, "routing": why},
+    ))
+    session.flush()
+    return issue, True, duplicates
+
+
+def _by_idempotency(session: Session, client_id: str | None, key: str) -> Issue | None:
+    return session.scalar(select(Issue).where(Issue.idempotency_key == key, Issue.client_id == client_id))
+
+
+def possible_duplicates(session: Session, report: Report, settings: Settings, now: dt.datetime) -> list[Issue]:
+    """Open issues of the same category within the radius, reported in the last days."""
+    kx, ky = (float(v[0]) for v in metres_per_degree([report.lat]))  # type: ignore[arg-type]
+    radius = settings.duplicate_radius_m
+    box = (report.lon - radius / kx, report.lat - radius / ky, report.lon + radius / kx, report.lat + radius / ky)
+    table = Issue.__table__
+    candidates = session.execute(
+        select(table.c.id, func.ST_X(table.c.geom), func.ST_Y(table.c.geom)).where(and_(
+            repo.dialect_for(session).bbox_filter(table, box),
+            table.c.category == report.category,
+            table.c.status.in_(sorted(OPEN_STATUSES)),
+            table.c.created_at >= now - dt.timedelta(days=settings.duplicate_days),
+        ))
+    ).all()
+    near = [i for i, x, y in candidates if np.hypot((x - report.lon) * kx, (y - report.lat) * ky) <= radius]
+    return list(session.scalars(select(Issue).where(Issue.id.in_(near)).order_by(Issue.created_at))) if near else []
+
+
+# --- transitions -------------------------------------------------------------------------
+
+
+def get_issue(session: Session, issue_id: int) -> Issue:
+    issue = session.get(Issue, issue_id)
+    if issue is None:
+        raise NotFound(f"no issue {issue_id}")
+    return issue
+
+
+def can_see(issue: Issue, staff: Staff | None) -> bool:
+    """Handlers see only their department's cases; other staff see all."""
+    return staff is None or staff.role != "handler" or issue.department_code == staff.department_code
+
+
+def apply_action(
+    session: Session, issue_id: int, action: str, staff: Staff, clock: Clock, expected_version: int | None,
+    note: str | None = None, satisfaction: int | None = None, department_code: str | None = None,
+    now: dt.datetime | None = None,
+) -> Issue:
+    """Move a case one step through the loop, recording who, when and a note."""
+    issue = get_issue(session, issue_id)
+    if not can_see(issue, staff):
+        raise NotFound(f"no issue {issue_id}")  # do not reveal other departments' cases
+    if expected_version is None:
+        raise PreconditionFailed("send the issue's version (If-Match header or 'version') to change it")
+    if expected_version != issue.version:
+        raise PreconditionFailed(
+            f"issue {issue_id} has changed (version {issue.version}, you sent {expected_version}); reload it",
+            current_version=issue.version,
+        )
+    try:
+        target = next_status(issue.status, action, staff.role)
+    except PermissionError as exc:
+        raise Forbidden(str(exc)) from exc
+    except ValueError as exc:
+        raise Conflict(str(exc), allowed=getattr(exc, "allowed", [])) from exc
+    now = now or utcnow()
+    source = issue.status
+    changes: dict[str, Any] = {"status": target, "version": expected_version + 1, "updated_at": now}
+    if action == "dispatch":
+        if department_code:
+            if _department_id(session, department_code) is None:
+                raise CaseError(f"no department {department_code!r}")
+            changes["department_code"] = department_code
+        changes["due_at"] = clock.due(now, category(session, issue.category))  # counted from dispatch
+    if action == "close":
+        if satisfaction is not None and not 1 <= satisfaction <= 5:
+            raise CaseError("satisfaction is a score from 1 to 5")
+        changes.update(satisfaction=satisfaction, closed_at=now)
+    if action == "reopen":
+        changes.update(satisfaction=None, closed_at=None)
+    # Compare-and-set on the version: of two dispatchers acting at once, one update
+    # matches no row and fails, even if both passed the check above.
+    table = Issue.__table__
+    updated = session.execute(
+        table.update().where(table.c.id == issue.id, table.c.version == expected_version).values(**changes)
+    ).rowcount
+    if updated != 1:
+        raise PreconditionFailed(f"issue {issue_id} was changed by someone else; reload it")
+    seq = (session.scalar(select(func.max(IssueEvent.seq)).where(IssueEvent.issue_id == issue.id)) or 0) + 1
+    session.add(IssueEvent(issue_id=issue.id, seq=seq, at=now, action=action, from_status=source,
+                           to_status=target, actor=f"{staff.role}:{staff.name}", note=note,
+                           data={"satisfaction": satisfaction} if satisfaction is not None else None))
+    session.flush()
+    session.refresh(issue)
+    return issue
+
+
+# --- escalation --------------------------------------------------------------------------
+
+
+def escalate(session: Session, now: dt.datetime | None = None) -> dict[str, int]:
+    """Raise overdue open cases: past due to the district, a full time limit later to the city."""
+    now = now or utcnow()
+    raised = {"district": 0, "city": 0}
+    overdue = session.scalars(select(Issue).where(
+        Issue.status.in_(sorted(OPEN_STATUSES - {"reported"})), Issue.due_at.is_not(None), Issue.due_at < now,
+        (Issue.escalation_level.is_(None)) | (Issue.escalation_level == "district"),
+    ))
+    for issue in overdue:
+        target = "district" if issue.escalation_level is None else "city"
+        if target == "city":
+            limit = session.get(Category, issue.category)
+            if limit is None or now < issue.due_at + dt.timedelta(hours=limit.time_limit_hours):
+                continue
+        issue.escalation_level = target
+        issue.version += 1
+        seq = (session.scalar(select(func.max(IssueEvent.seq)).where(IssueEvent.issue_id == issue.id)) or 0) + 1
+        session.add(IssueEvent(issue_id=issue.id, seq=seq, at=now, action="escalate", from_status=issue.status,
+                               to_status=issue.status, actor="system:escalation",
+                               note=f"overdue since {issue.due_at:%Y-%m-%d %H:%M} UTC: raised to the {target}"))
+        raised[target] += 1
+    session.flush()
+    return raised
