@@ -68,13 +68,14 @@ class Staff:
 
 @dataclass
 class Report:
-    lon: float  # WGS84
-    lat: float
+    lon: float | None  # WGS84; None with an address only
+    lat: float | None
     category: str
     description: str
     reporter_contact: str | None = None
     media: list[dict[str, Any]] = field(default_factory=list)
     source: str = "resident"
+    address: str | None = None
 
 
 # --- staff and tokens --------------------------------------------------------------------
@@ -131,14 +132,17 @@ class Clock:
 # --- routing -----------------------------------------------------------------------------
 
 
-def rules(session: Session) -> list[RoutingRule]:
-    rows = session.scalars(select(RoutingRuleRow).order_by(RoutingRuleRow.id))
-    return [RoutingRule(r.category, r.department_code, r.area_code) for r in rows]
+def rules(session: Session, category: str | None = None) -> list[RoutingRule]:
+    """Routing rules, all or one category's (intake needs only its own)."""
+    query = select(RoutingRuleRow.category, RoutingRuleRow.department_code, RoutingRuleRow.area_code)
+    if category is not None:
+        query = query.where(RoutingRuleRow.category == category)
+    return [RoutingRule(*row) for row in session.execute(query.order_by(RoutingRuleRow.id))]
 
 
 def route_issue(session: Session, category: str, chain: dict[str, str | None]) -> tuple[str | None, str]:
     """The department for a case and why; no rule: the sub-district's command centre."""
-    found = route(category, chain, rules(session))
+    found = route(category, chain, rules(session, category))
     if found is not None:
         return found.department_code, f"rule for {found.level}"
     for level in ("subdistrict", "district"):
@@ -172,16 +176,21 @@ def check_report(session: Session, report: Report) -> Category:
         raise CaseError("description is empty: say what is wrong")
     if len(report.description) > MAX_DESCRIPTION:
         raise CaseError(f"description has {len(report.description)} characters; at most {MAX_DESCRIPTION}")
-    if not (-180 <= report.lon <= 180 and -90 <= report.lat <= 90):
+    if report.lon is None or report.lat is None:
+        if not report.address or not report.address.strip():
+            raise CaseError("give the place: lon and lat, or at least an address")
+    elif not (-180 <= report.lon <= 180 and -90 <= report.lat <= 90):
         raise CaseError(f"coordinates lon={report.lon}, lat={report.lat} are out of range")
     return category(session, report.category)
 
 
-def new_ref(session: Session, now: dt.datetime) -> str:
+def new_ref(now: dt.datetime) -> str:
+    """A reference people can read out on the phone: the local date and 8 random hex digits.
+
+    Random rather than a per-day counter, which would need a scan or a lock per report.
+    """
     local = now.astimezone(dt.timezone(dt.timedelta(hours=8)))
-    prefix = f"GM{local:%Y%m%d}"
-    count = session.scalar(select(func.count()).select_from(Issue).where(Issue.ref.like(f"{prefix}%"))) or 0
-    return f"{prefix}{count + 1:05d}"
+    return f"GM{local:%Y%m%d}{secrets.token_hex(4).upper()}"
 
 
 def report_issue(
@@ -198,15 +207,17 @@ def report_issue(
             return earlier, False, []
     kind = check_report(session, report)
     now = now or utcnow()
-    place = assigner.assign_one(report.lon, report.lat)
-    chain = {lvl: place[f"{lvl}_code"] for lvl in ("grid", "community", "subdistrict", "district")}
+    located = report.lon is not None and report.lat is not None
+    place = assigner.assign_one(report.lon, report.lat) if located else {"match": "unlocated"}  # type: ignore[arg-type]
+    chain = {lvl: place.get(f"{lvl}_code") for lvl in ("grid", "community", "subdistrict", "district")}
     department, why = route_issue(session, kind.code, chain)
-    duplicates = possible_duplicates(session, report, settings, now)
+    duplicates = possible_duplicates(session, report, settings, now) if located else []
     issue = Issue(
-        ref=new_ref(session, now), category=kind.code, description=report.description.strip(),
+        ref=new_ref(now), category=kind.code, description=report.description.strip(),
         status="reported", **{f"{lvl}_code": code for lvl, code in chain.items()},
         department_code=department, reporter_contact=report.reporter_contact,
-        created_at=now, updated_at=now, geom=f"SRID=4326;POINT({report.lon!r} {report.lat!r})",
+        created_at=now, updated_at=now, address=report.address,
+        geom=f"SRID=4326;POINT({report.lon!r} {report.lat!r})" if located else None,
         due_at=clock.due(now, kind), version=1, idempotency_key=idempotency_key,
         client_id=client_id if idempotency_key else None, media=report.media or None,
     )
@@ -232,9 +243,16 @@ def _by_idempotency(session: Session, client_id: str | None, key: str) -> Issue 
     return session.scalar(select(Issue).where(Issue.idempotency_key == key, Issue.client_id == client_id))
 
 
+MAX_DUPLICATES = 10
+
+
 def possible_duplicates(session: Session, report: Report, settings: Settings, now: dt.datetime) -> list[Issue]:
-    """Open issues of the same category within the radius, reported in the last days."""
-    kx, ky = (float(v[0]) for v in metres_per_degree([report.lat]))  # type: ignore[arg-type]
+    """Open issues of the same category within the radius, reported in the last days.
+
+    At most MAX_DUPLICATES, nearest first: a reporter needs a few to look at, not all.
+    """
+    assert report.lon is not None and report.lat is not None
+    kx, ky = (float(v[0]) for v in metres_per_degree([report.lat]))
     radius = settings.duplicate_radius_m
     box = (report.lon - radius / kx, report.lat - radius / ky, report.lon + radius / kx, report.lat + radius / ky)
     table = Issue.__table__
@@ -246,8 +264,14 @@ def possible_duplicates(session: Session, report: Report, settings: Settings, no
             table.c.created_at >= now - dt.timedelta(days=settings.duplicate_days),
         ))
     ).all()
-    near = [i for i, x, y in candidates if np.hypot((x - report.lon) * kx, (y - report.lat) * ky) <= radius]
-    return list(session.scalars(select(Issue).where(Issue.id.in_(near)).order_by(Issue.created_at))) if near else []
+    distances = sorted(
+        (np.hypot((x - report.lon) * kx, (y - report.lat) * ky), i) for i, x, y in candidates
+    )
+    near = [i for d, i in distances if d <= radius][:MAX_DUPLICATES]
+    if not near:
+        return []
+    found = {issue.id: issue for issue in session.scalars(select(Issue).where(Issue.id.in_(near)))}
+    return [found[i] for i in near]
 
 
 # --- transitions -------------------------------------------------------------------------

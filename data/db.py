@@ -62,6 +62,12 @@ def _spatialite_engine(url: str) -> Engine:
                 "`apt-get install libsqlite3-mod-spatialite` (make demo does this)"
             ) from exc
         dbapi_conn.execute("PRAGMA foreign_keys = ON")
+        # WAL lets readers (map pages) run while a report is written, and with
+        # synchronous=NORMAL a commit no longer waits for a disk flush; a power cut can
+        # lose the last commits but never corrupts the file (SQLite's documented trade).
+        dbapi_conn.execute("PRAGMA journal_mode = WAL")
+        dbapi_conn.execute("PRAGMA synchronous = NORMAL")
+        dbapi_conn.execute("PRAGMA busy_timeout = 5000")
         # The WGS84 init mode omits Web Mercator, which vector tiles need later.
         if dbapi_conn.execute("SELECT SridIsGeographic(3857)").fetchone()[0] is None:
             dbapi_conn.execute("SELECT InsertEpsgSrid(3857)")

@@ -199,7 +199,9 @@ class Issue(Base):
     reporter_contact: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-    geom = mapped_column(Geometry("POINT", srid=SRID, spatial_index=True), nullable=False)
+    # None when the report gave only an address (hotline); it is routed without a place.
+    geom = mapped_column(Geometry("POINT", srid=SRID, spatial_index=True), nullable=True)
+    address: Mapped[str | None] = mapped_column(String(500))
     due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     escalation_level: Mapped[str | None] = mapped_column(String(16))
     satisfaction: Mapped[int | None] = mapped_column(Integer)

@@ -30,6 +30,7 @@ def reassign_issues(
     """Reassign issues to the layers in force on ``on``; per community: issues and how many changed grid."""
     say = progress or (lambda _m: None)
     query = select(Issue.id, func.ST_X(Issue.geom), func.ST_Y(Issue.geom), *(getattr(Issue, f) for f in AREA_FIELDS))
+    query = query.where(Issue.geom.is_not(None))  # address-only reports have no place to move
     if open_only:
         query = query.where(Issue.status.in_(sorted(OPEN_STATUSES)))
     issues = pd.DataFrame(session.execute(query).all(), columns=["id", "lon", "lat", *AREA_FIELDS])

@@ -94,6 +94,34 @@ class Assigner:
 
     def assign(self, lon: npt.ArrayLike, lat: npt.ArrayLike) -> pd.DataFrame:
         """One row per point, in input order, with the columns in ``COLUMNS``."""
+        match, chain, distance, compound = self._assign_codes(lon, lat)
+        # Categoricals: a million rows of a few thousand distinct codes cost integer
+        # arrays, not a million Python strings. Missing values read back as NaN.
+        frame = pd.DataFrame({"match": pd.Categorical.from_codes(match, MATCH_KINDS)})
+        for column, codes in chain.items():
+            frame[column] = pd.Categorical.from_codes(codes, self._categories[column])
+        frame["compound_code"], frame["compound_name"] = self._compound_columns(compound)
+        frame["distance_m"] = distance
+        frame["layer_version"] = self.layer_version
+        return frame[list(COLUMNS)]
+
+    def assign_one(self, lon: float, lat: float) -> dict[str, object]:
+        """The same answer for one point, as a dict (what the API returns), without pandas."""
+        match, chain, distance, compound = self._assign_codes([lon], [lat])
+        row: dict[str, object] = {"match": MATCH_KINDS[int(match[0])]}
+        for column, codes in chain.items():
+            row[column] = self._categories[column][codes[0]] if codes[0] >= 0 else None
+        found = int(compound[0])
+        row["compound_code"] = str(self._compounds.codes[found]) if found >= 0 and self._compounds is not None else None
+        row["compound_name"] = self._compound_names.get(row["compound_code"]) if row["compound_code"] else None  # type: ignore[arg-type]
+        row["distance_m"] = None if np.isnan(distance[0]) else round(float(distance[0]), 2)
+        row["layer_version"] = self.layer_version
+        return {column: row[column] for column in COLUMNS}
+
+    def _assign_codes(
+        self, lon: npt.ArrayLike, lat: npt.ArrayLike
+    ) -> tuple[npt.NDArray[np.int8], dict[str, npt.NDArray[np.int32]], npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+        """The rules, as integer codes: match kind, chain columns, distance, compound index."""
         lon = np.asarray(lon, dtype=float).ravel()
         lat = np.asarray(lat, dtype=float).ravel()
         n = len(lon)
@@ -124,22 +152,10 @@ class Assigner:
                 found, _ = index.cover(lon[todo], lat[todo])
                 hit = found != NO_AREA
                 start_chain(level, todo[hit], found[hit])
-        # Categoricals: a million rows of a few thousand distinct codes cost integer
-        # arrays, not a million Python strings. Missing values read back as NaN.
-        frame = pd.DataFrame({"match": pd.Categorical.from_codes(match, MATCH_KINDS)})
-        for column, codes in chain.items():
-            frame[column] = pd.Categorical.from_codes(codes, self._categories[column])
-        frame["compound_code"], frame["compound_name"] = self._compound(lon, lat)
-        frame["distance_m"] = distance
-        frame["layer_version"] = self.layer_version
-        return frame[list(COLUMNS)]
-
-    def assign_one(self, lon: float, lat: float) -> dict[str, object]:
-        """The same answer for one point, as a dict (what the API returns)."""
-        row = records(self.assign([lon], [lat]))[0]
-        if row["distance_m"] is not None:
-            row["distance_m"] = round(row["distance_m"], 2)
-        return row
+        compound = np.full(n, NO_AREA, dtype=np.int64)
+        if self._compounds is not None and len(self._compounds):
+            compound, _ = self._compounds.cover(lon, lat)
+        return match, chain, distance, compound
 
     def _walk_up(self, level: str, code: str | None) -> list[tuple[str, str]]:
         chain = []
@@ -150,10 +166,7 @@ class Assigner:
             code = self._parents.get(lvl, {}).get(code)
         return chain
 
-    def _compound(self, lon: npt.NDArray[np.float64], lat: npt.NDArray[np.float64]) -> tuple[pd.Categorical, pd.Categorical]:
-        found = np.full(len(lon), NO_AREA, dtype=np.int64)
-        if self._compounds is not None and len(self._compounds):
-            found, _ = self._compounds.cover(lon, lat)
+    def _compound_columns(self, found: npt.NDArray[np.int64]) -> tuple[pd.Categorical, pd.Categorical]:
         codes = list(self._compounds.codes) if self._compounds is not None else []
         names, name_codes = _unique([self._compound_names[c] for c in codes])
         name_codes = np.append(name_codes, -1)  # NO_AREA (-1) indexes this last entry

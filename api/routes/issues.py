@@ -50,7 +50,7 @@ def issue_properties(issue: Issue, staff: Staff | None, now: dt.datetime) -> dic
         "created_at": issue.created_at.isoformat(), "updated_at": issue.updated_at.isoformat(),
         "due_at": issue.due_at.isoformat() if issue.due_at else None,
         "overdue": is_overdue(issue, now), "escalation_level": issue.escalation_level,
-        "satisfaction": issue.satisfaction, "version": issue.version,
+        "satisfaction": issue.satisfaction, "version": issue.version, "address": issue.address,
     }
     if staff is not None or issue.status in PUBLIC_MEDIA_FROM:
         props["media"] = [{"url": f"/media/{m['path']}", "content_type": m["content_type"]} for m in issue.media or []]
@@ -67,8 +67,10 @@ def is_overdue(issue: Issue, now: dt.datetime) -> bool:
     return issue.status != "rejected" and end > issue.due_at
 
 
-def feature(issue: Issue, lon: float, lat: float, props: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "Feature", "id": issue.id, "geometry": {"type": "Point", "coordinates": [lon, lat]}, "properties": props}
+def feature(issue: Issue, lon: float | None, lat: float | None, props: dict[str, Any]) -> dict[str, Any]:
+    """A GeoJSON Feature; an issue reported by address only has a null geometry (RFC 7946 §3.2)."""
+    geometry = None if lon is None or lat is None else {"type": "Point", "coordinates": [lon, lat]}
+    return {"type": "Feature", "id": issue.id, "geometry": geometry, "properties": props}
 
 
 def etag(issue: Issue) -> str:
@@ -101,9 +103,16 @@ async def parse_report(request: Request, max_bytes: int) -> tuple[dict[str, Any]
 
 
 def report_from(fields: dict[str, Any]) -> Report:
-    missing = [k for k in ("lon", "lat", "category", "description") if fields.get(k) in (None, "")]
+    missing = [k for k in ("category", "description") if fields.get(k) in (None, "")]
     if missing:
         raise CaseError(f"missing field(s): {', '.join(missing)}")
+    address = str(fields["address"]).strip() if fields.get("address") else None
+    if fields.get("lon") in (None, "") and fields.get("lat") in (None, ""):
+        if not address:
+            raise CaseError("missing field(s): lon, lat (or an address when the place has no coordinates)")
+        return Report(lon=None, lat=None, category=str(fields["category"]), description=str(fields["description"]),
+                      reporter_contact=str(fields["reporter_contact"]) if fields.get("reporter_contact") else None,
+                      source=str(fields.get("source") or "resident"), address=address)
     crs = str(fields.get("crs") or "wgs84").lower()
     if crs not in API_CRS:
         raise CaseError(f"unknown crs {crs!r}: use one of {', '.join(API_CRS)}")
@@ -117,7 +126,7 @@ def report_from(fields: dict[str, Any]) -> Report:
     return Report(
         lon=float(x), lat=float(y), category=str(fields["category"]), description=str(fields["description"]),
         reporter_contact=(str(fields["reporter_contact"]) if fields.get("reporter_contact") else None),
-        source=str(fields.get("source") or "resident"),
+        source=str(fields.get("source") or "resident"), address=address,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import threading
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -21,11 +22,24 @@ API_CRS = ("wgs84", "cgcs2000", "gcj02", "bd09")
 _lock = threading.Lock()
 
 
+KEY_TTL_SECONDS = 2.0
+
+
 def cached_assigner(request: Request, session: Any, on: dt.date, snap_metres: float) -> Assigner:
-    """The assigner for the layers in force on ``on``, rebuilt only when they change."""
-    key = (*assigner_key(session, on), snap_metres)
-    cache: dict[tuple[Any, ...], Assigner] = request.app.state.__dict__.setdefault("assigners", {})
+    """The assigner for the layers in force on ``on``, rebuilt only when they change.
+
+    What the layers in force are is itself re-read at most every KEY_TTL_SECONDS, so a
+    burst of reports costs no extra queries; a new import shows within that time.
+    """
+    state = request.app.state.__dict__
+    cache: dict[tuple[Any, ...], Assigner] = state.setdefault("assigners", {})
+    keys: dict[tuple[dt.date, float], tuple[float, tuple[Any, ...]]] = state.setdefault("assigner_keys", {})
     with _lock:
+        seen = keys.get((on, snap_metres))
+        if seen is None or time.monotonic() - seen[0] > KEY_TTL_SECONDS:
+            seen = (time.monotonic(), (*assigner_key(session, on), snap_metres))
+            keys[(on, snap_metres)] = seen
+        key = seen[1]
         if key not in cache:
             if len(cache) > 8:  # a few dates in use at once is plenty
                 cache.clear()

@@ -124,7 +124,8 @@ def upgrade() -> None:
         sa.Column("reporter_contact", sa.String(200)),
         sa.Column("created_at", UTCDateTime, nullable=False),
         sa.Column("updated_at", UTCDateTime, nullable=False),
-        _geom("POINT"),
+        # Nullable: a hotline report may come with an address only; it is still taken in.
+        _geom("POINT", nullable=True),
         sa.CheckConstraint(f"status IN {STATUSES}", name="ck_issues_status"),
     )
     op.create_index("ix_issues_status", "issues", ["status"])

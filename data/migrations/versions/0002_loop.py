@@ -68,6 +68,7 @@ def upgrade() -> None:
         "client_id VARCHAR(64)",
         "media JSON",
         f"closed_at {timestamp}",
+        "address VARCHAR(500)",
     ):
         op.execute(f"ALTER TABLE issues ADD COLUMN {column}")
     op.create_index("uq_issues_idempotency", "issues", ["client_id", "idempotency_key"], unique=True)
@@ -79,7 +80,7 @@ def downgrade() -> None:
     op.drop_index("ix_issues_department_code", "issues")
     op.drop_index("ix_issues_due_at", "issues")
     op.drop_index("uq_issues_idempotency", "issues")
-    for column in ("closed_at", "media", "client_id", "idempotency_key", "version", "satisfaction",
+    for column in ("address", "closed_at", "media", "client_id", "idempotency_key", "version", "satisfaction",
                    "escalation_level", "due_at"):
         op.execute(f"ALTER TABLE issues DROP COLUMN {column}")
     op.drop_table("users")
