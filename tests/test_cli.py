@@ -75,3 +75,25 @@ def test_assign_writes_one_row_per_point_in_input_order(cli, tmp_path: Path) -> 
     assert got == [("r3", "inside", "G2"), ("r1", "inside", "G1"), ("r2", "boundary", "G1"),
                    ("r4", "outside", ""), ("r5", "snapped", "G2")]
     assert "wrote 5 rows" in result.output
+
+
+def test_loop_commands(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    departments = tmp_path / "departments.csv"
+    departments.write_text("code,name,kind,area_code\nSAN,环卫站,sanitation,\nCMD,指挥中心,command_centre,\n")
+    assert cli("import", "departments", departments).exit_code == 0
+    categories = tmp_path / "categories.csv"
+    categories.write_text("code,name,group,time_limit_hours,working_hours\nexposed_rubbish,暴露垃圾,event,4,true\n")
+    assert cli("import", "categories", categories).exit_code == 0
+    bad = tmp_path / "bad_routing.csv"
+    bad.write_text("category,department_code,area_code\nexposed_rubbish,NOPE,\nmissing_category,SAN,\n")
+    result = cli("import", "routing", bad)
+    assert result.exit_code == 1
+    assert "row 1 (exposed_rubbish @ city): unknown department 'NOPE'" in result.output
+    assert "row 2 (missing_category @ city): unknown category 'missing_category'" in result.output
+    good = tmp_path / "routing.csv"
+    good.write_text("category,department_code,area_code\nexposed_rubbish,SAN,\n")
+    assert "imported 1 routing rules" in cli("import", "routing", good).output
+    added = cli("users", "add", "wang", "--role", "dispatcher")
+    assert added.exit_code == 0 and len(added.output.strip().splitlines()[-1]) >= 40  # the token
+    assert cli("users", "add", "li", "--role", "handler").exit_code == 1  # a handler needs a department
+    assert "raised 0 overdue cases" in cli("escalate").output

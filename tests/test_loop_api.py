@@ -176,12 +176,71 @@ def test_listing_filters_and_paging(city) -> None:  # type: ignore[no-untyped-de
 
 
 def test_escalation_raises_overdue_cases(city, engine: Engine) -> None:  # type: ignore[no-untyped-def]
+    """Past due: up to the district; a full time limit later: up to the city; each step recorded."""
     from data.cases import escalate
 
-    with session_factory(engine)() as session, session.begin():
-        first = escalate(session, dt.datetime(2026, 11, 10, tzinfo=dt.UTC))
-        second = escalate(session, dt.datetime(2026, 12, 31, tzinfo=dt.UTC))
-    assert first["district"] >= 0 and second["city"] >= 0
+    client, tokens, grid = city
+    lon, lat = centre(grid)
+    issue_id = client.post("/api/v1/issues", json={"lon": lon, "lat": lat, "category": "dirty_road", "description": "x"}).json()["id"]
+    version = 1
+    for action in ("accept", "dispatch"):
+        version = act(client, tokens["dispatcher"], issue_id, action, version).json()["version"]
     with session_factory(engine)() as session:
-        levels = set(session.scalars(select(Issue.escalation_level)))
-    assert levels <= {None, "district", "city"}
+        due = session.get(Issue, issue_id).due_at
+    hour = dt.timedelta(hours=1)
+    with session_factory(engine)() as session, session.begin():
+        escalate(session, due - hour)  # not yet due
+        assert session.get(Issue, issue_id).escalation_level is None
+        escalate(session, due + hour)  # dirty road: 2 working hours, now overdue
+        assert session.get(Issue, issue_id).escalation_level == "district"
+        escalate(session, due + 1.5 * hour)  # the 2 h limit has not passed a second time
+        assert session.get(Issue, issue_id).escalation_level == "district"
+        escalate(session, due + 2.5 * hour)
+        assert session.get(Issue, issue_id).escalation_level == "city"
+    history = client.get(f"/api/v1/issues/{issue_id}", headers=auth(tokens["dispatcher"])).json()["properties"]["history"]
+    assert [h["action"] for h in history][-2:] == ["escalate", "escalate"]
+    assert act(client, tokens["dispatcher"], issue_id, "dispatch", version).status_code in (409, 412)  # the version moved
+
+
+def test_stats_match_an_independent_count(city, engine: Engine) -> None:  # type: ignore[no-untyped-def]
+    client, _tokens, _grid = city
+    items = {i["key"]: i for i in client.get("/api/v1/stats", params={"level": "community"}).json()["items"]}
+    with session_factory(engine)() as session:
+        rows = session.execute(select(Issue.community_code, Issue.status, Issue.created_at, Issue.closed_at,
+                                      Issue.due_at, Issue.satisfaction)).all()
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=["key", "status", "created", "closed", "due", "score"])
+    for key, group in frame.groupby("key"):
+        mine = items[key]
+        assert mine["received"] == len(group)
+        assert mine["open"] == int((~group["status"].isin(["closed", "rejected"])).sum())
+        scores = group["score"].dropna()
+        assert mine["mean_satisfaction"] == (round(float(scores.mean()), 2) if len(scores) else None)
+
+
+def test_routing_rules_are_edited_through_the_api(city) -> None:  # type: ignore[no-untyped-def]
+    client, tokens, grid = city
+    lon, lat = centre(grid)
+    code = grid["properties"]["code"]
+    rule = {"category": "dirty_road", "department_code": "D450403-WAT", "area_code": code}
+    assert client.post("/api/v1/routing-rules", json=rule).status_code == 403  # the public may not
+    departments = {r["department_code"] for r in client.get("/api/v1/routing-rules", params={"category": "dirty_road"}).json()}
+    target = next(d for d in client.get("/api/v1/routing-rules").json() if d["department_code"] not in departments)["department_code"]
+    created = client.post("/api/v1/routing-rules", json={**rule, "department_code": target}, headers=auth(tokens["dispatcher"]))
+    assert created.status_code == 201, created.text
+    assert client.post("/api/v1/routing-rules", json={**rule, "department_code": target}, headers=auth(tokens["dispatcher"])).status_code == 409
+    routed = client.post("/api/v1/issues", json={"lon": lon, "lat": lat, "category": "dirty_road", "description": "x"}).json()
+    assert routed["department_code"] == target  # the grid's own rule wins
+    assert client.delete(f"/api/v1/routing-rules/{created.json()['id']}", headers=auth(tokens["dispatcher"])).status_code == 204
+    again = client.post("/api/v1/issues", json={"lon": lon, "lat": lat, "category": "dirty_road", "description": "y"}).json()
+    assert again["department_code"] != target
+
+
+def test_reports_are_rate_limited_per_address(engine: Engine, database_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    load_demo_city(engine)
+    settings = Settings(database_url=database_url, data_dir=tmp_path, escalate_every_seconds=0, report_rate_per_minute=3)
+    with TestClient(create_app(settings)) as client:
+        codes = [client.post("/api/v1/issues", json={"lon": 111.3, "lat": 23.47, "category": "dirty_road",
+                                                      "description": "x"}).status_code for _ in range(5)]
+    assert codes == [201, 201, 201, 429, 429]

@@ -314,3 +314,63 @@ def install_case_errors(app: Any) -> None:
     async def _case(_: Request, exc: CaseError) -> JSONResponse:
         titles = {404: "Not found", 403: "Forbidden", 409: "Conflict", 412: "Precondition failed", 422: "Invalid request"}
         return problem(exc.status, titles.get(exc.status, "Error"), str(exc), **exc.details)
+
+
+# --- routing rules -------------------------------------------------------------------------
+
+
+class RuleIn(BaseModel):
+    category: str
+    department_code: str
+    area_code: str | None = Field(None, description="Grid, community, sub-district or district code; none: city-wide")
+
+
+def _rule_editor(staff: Staff | None) -> Staff:
+    if staff is None or staff.role not in ("dispatcher", "admin"):
+        raise cases.Forbidden("only dispatchers and admins edit routing rules")
+    return staff
+
+
+@router.get("/routing-rules")
+def list_rules(session: SessionDep, category: str | None = None) -> list[dict[str, Any]]:
+    """The routing rules, most specific first within each category."""
+    from data.models import RoutingRuleRow
+
+    query = select(RoutingRuleRow).order_by(RoutingRuleRow.category, RoutingRuleRow.area_code.is_(None), RoutingRuleRow.id)
+    if category:
+        query = query.where(RoutingRuleRow.category == category)
+    return [{"id": r.id, "category": r.category, "department_code": r.department_code, "area_code": r.area_code}
+            for r in session.scalars(query)]
+
+
+@router.post("/routing-rules", status_code=201)
+def add_rule(body: RuleIn, session: SessionDep, staff: CurrentStaff) -> dict[str, Any]:
+    """Add a rule (one per category and area)."""
+    from data.models import Department, RoutingRuleRow
+
+    _rule_editor(staff)
+    cases.category(session, body.category)
+    if session.scalar(select(Department.id).where(Department.code == body.department_code)) is None:
+        raise CaseError(f"no department {body.department_code!r}")
+    clash = session.scalar(select(RoutingRuleRow.id).where(
+        RoutingRuleRow.category == body.category,
+        RoutingRuleRow.area_code.is_(None) if body.area_code is None else RoutingRuleRow.area_code == body.area_code))
+    if clash is not None:
+        raise cases.Conflict(f"rule {clash} already routes {body.category} at {body.area_code or 'city level'}; delete it first")
+    rule = RoutingRuleRow(category=body.category, department_code=body.department_code, area_code=body.area_code)
+    session.add(rule)
+    session.commit()
+    return {"id": rule.id, **body.model_dump()}
+
+
+@router.delete("/routing-rules/{rule_id}", status_code=204)
+def delete_rule(rule_id: int, session: SessionDep, staff: CurrentStaff) -> Response:
+    from data.models import RoutingRuleRow
+
+    _rule_editor(staff)
+    rule = session.get(RoutingRuleRow, rule_id)
+    if rule is None:
+        raise cases.NotFound(f"no routing rule {rule_id}")
+    session.delete(rule)
+    session.commit()
+    return Response(status_code=204)
