@@ -94,6 +94,7 @@ def import_command(
     code_scheme: Annotated[str | None, typer.Option(help="Code format to enforce: free or cn15 (default from GRIDMAP_CODE_SCHEME)")] = None,
     report: Annotated[Path | None, typer.Option(help="Write the full report as JSON here")] = None,
     faults: Annotated[Path | None, typer.Option(help="Grids: write coverage faults as GeoJSON here")] = None,
+    options_file: Annotated[Path | None, typer.Option("--options", help="Facilities: TOML/JSON mapping an institution list's columns (see data/facility_sources.py)")] = None,
 ) -> None:
     """Import a layer (or the categories / routing rules) from a file, all or nothing."""
     engine = open_database()
@@ -113,6 +114,7 @@ def import_command(
         source_layer=source_layer,
         lon_field=lon_field,
         lat_field=lat_field,
+        options_path=options_file,
     )
     session = session_factory(engine)()
     try:

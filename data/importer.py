@@ -24,10 +24,12 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from data import repository as repo
+from data.facility_sources import read_facility_file
 from data.models import Area, Compound, Department, Facility
 from data.readers import FileRejected, ReadResult, read_features
 from geo.areas import LAYER_ALIASES, LEVELS, CodeScheme, code_scheme, parent_level
 from geo.coverage import Cell, Fault, check_coverage
+from geo.opening import Access, OpeningHoursInvalid, validate_hours
 from geo.validate import (
     Problem,
     Repair,
@@ -58,6 +60,7 @@ DEFAULT_FIELDS: dict[str, tuple[str, ...]] = {
     "fee": ("fee",),
     "contact": ("contact", "phone", "contact:phone"),
     "opening_hours": ("opening_hours",),
+    "hours_text": ("hours_text",),
 }
 
 # OSM tags that say what a facility is (DOMAIN.md, "Shared parking and open facilities").
@@ -98,6 +101,8 @@ class ImportOptions:
     lon_field: str | None = None
     lat_field: str | None = None
     min_fault_m2: float = 1.0
+    # Facilities from an institutional CSV: the options file mapping its columns.
+    options_path: Path | None = None
 
 
 @dataclass
@@ -188,7 +193,9 @@ def import_layer(
         raise ImportRejected(report, str(exc)) from exc
     say(f"reading {options.path.name}")
     try:
-        read = read_features(
+        read = (
+            read_facility_file(options.path, options.options_path) if layer == "facilities" else None
+        ) or read_features(
             options.path,
             crs=options.crs,
             layer=options.source_layer,
@@ -473,7 +480,10 @@ def _import_other(
     table = {"compounds": Compound, "departments": Department, "facilities": Facility}[layer].__table__
     codes = _codes(frame, options)
     labels = [c or "" for c in codes]
-    names = _text_values(frame, _column(frame, "name", options.fields.name, options.path, required=True))
+    # Most OSM facilities carry no name; a car park is still a car park. Facilities get a
+    # descriptive stand-in, other layers must name things.
+    name_col = _column(frame, "name", options.fields.name, options.path, required=layer != "facilities")
+    names = _text_values(frame, name_col) if name_col else [None] * len(frame)
     check = {"compounds": polygon_problem, "facilities": point_or_polygon_problem}.get(
         layer, lambda g: None if g is None else polygon_problem(g)
     )
@@ -481,9 +491,10 @@ def _import_other(
         list(frame.geometry), labels, check, options, report, layer != "facilities", read.broken
     )
     _check_codes(codes, layer, [None] * len(codes), code_scheme("free"), report)
-    for i, name in enumerate(names):
-        if name is None:
-            report.problems.append(Problem(i, "has no name", labels[i]))
+    if layer != "facilities":
+        for i, name in enumerate(names):
+            if name is None:
+                report.problems.append(Problem(i, "has no name", labels[i]))
     rows = [{"code": c, "name": n, "geom": g} for c, n, g in zip(codes, names, geoms, strict=True)]
     extra = {"compounds": _compound_fields, "departments": _department_fields, "facilities": _facility_fields}[layer]
     extra(session, frame, options, rows, labels, report)
@@ -557,8 +568,24 @@ def _facility_fields(session, frame, options, rows, labels, report) -> None:  # 
     kinds = _facility_kinds(frame, options)
     capacity = _extra_int(frame, "capacity", options, labels, report)
     shared = _extra_int(frame, "shared_spaces", options, labels, report)
-    texts = {t: _extra_text(frame, t, options) for t in ("operator", "access", "fee", "contact", "opening_hours")}
+    texts = {t: _extra_text(frame, t, options) for t in ("operator", "access", "fee", "contact", "opening_hours", "hours_text")}
+    tags = list(frame["tags"]) if "tags" in frame.columns else [None] * len(frame)
+    for i, hours in enumerate(texts["opening_hours"]):
+        # Reported, never stored as-is: an unreadable value must not read as always open.
+        # With --repair it is kept as plain text, and the facility shows as "unknown".
+        reason = validate_hours(hours) if hours else None
+        if reason and options.repair:
+            texts["opening_hours"][i] = None
+            texts["hours_text"][i] = texts["hours_text"][i] or hours
+            report.repairs.append(Repair(i, f"unreadable opening_hours {hours!r} ({reason})",
+                                         "kept as hours_text; its state shows as unknown", labels[i]))
+        elif reason:
+            report.problems.append(Problem(
+                i, f"opening_hours {hours!r} cannot be read: {reason} (--repair keeps it as text)", labels[i]))
     for i, row in enumerate(rows):
+        row["tags"] = tags[i] if isinstance(tags[i], dict) and tags[i] else None
+        if row["name"] is None:
+            row["name"] = f"{texts['operator'][i] or ''} {FACILITY_LABELS.get(kinds[i] or '', kinds[i] or 'facility')}".strip()
         if kinds[i] is None:
             report.problems.append(
                 Problem(i, "has no kind: give a kind field, OSM amenity/leisure tags, or --field kind=COLUMN", labels[i])
@@ -569,6 +596,19 @@ def _facility_fields(session, frame, options, rows, labels, report) -> None:  # 
             )
         row.update(kind=kinds[i], capacity=capacity[i], shared_spaces=shared[i],
                    **{t: texts[t][i] for t in texts})
+    _check_access_rules(rows, labels, report)
+
+
+FACILITY_LABELS = {"car_park": "停车场", "sports_ground": "运动场", "toilet": "公厕"}
+
+
+def _check_access_rules(rows: list[dict], labels: list[str], report: ImportReport) -> None:
+    """Timed entry/exit rules must read, or a search could send people to a shut gate."""
+    for i, row in enumerate(rows):
+        try:
+            Access.from_tags(row.get("access"), row.get("tags"))
+        except OpeningHoursInvalid as exc:
+            report.problems.append(Problem(i, f"access rule cannot be read: {exc}", labels[i]))
 
 
 def _facility_kinds(frame: pd.DataFrame, options: ImportOptions) -> list[str | None]:

@@ -172,6 +172,11 @@ class Facility(Base):
     tags: Mapped[dict | None] = mapped_column(JSON)
     # A point or a polygon: distances are measured to the real shape.
     geom = mapped_column(Geometry("GEOMETRY", srid=SRID, spatial_index=True), nullable=False)
+    # Live occupancy from the gate system, and when it was read.
+    occupied: Mapped[int | None] = mapped_column(Integer)
+    occupied_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # The source's own hours text when it is not OSM opening_hours syntax.
+    hours_text: Mapped[str | None] = mapped_column(String(1000))
 
 
 class Issue(Base):

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     # How often the server marks overdue cases and escalates them (0: never).
     escalate_every_seconds: int = Field(300, ge=0)
 
+    # Residents' finder: an occupancy reading older than this shows as unknown.
+    occupancy_max_age_seconds: int = Field(900, gt=0)
+
     def resolved_database_url(self) -> str:
         """The SQLAlchemy URL in use: the configured one or the embedded SpatiaLite file."""
         if self.database_url:

@@ -207,6 +207,7 @@ class WorkCalendar:
         self.extra_years = frozenset(d.year for d in self.holidays | self.workdays)
         # due_at asks about the same few hundred dates over and over in a batch.
         self._cache: dict[date, bool] = {}
+        self._holiday_cache: dict[date, bool] = {}
 
     def is_workday(self, day: date) -> bool:
         """True when ``day`` is a working day (make-up weekends included, holidays excluded)."""
@@ -226,6 +227,52 @@ class WorkCalendar:
                 result = day.weekday() < 5
         self._cache[day] = result
         return result
+
+    def is_makeup_workday(self, day: date) -> bool:
+        """True when ``day`` is a Saturday or Sunday worked in lieu of a holiday (调休)."""
+        return day.weekday() >= 5 and self.is_workday(day)
+
+    def is_holiday(self, day: date) -> bool:
+        """True when ``day`` is a day off of an official holiday, weekend days inside it included."""
+        # Opening hours ask this for PH. "The holiday" in China is the whole run of days off
+        # in the notice (Spring Festival 2026 is 02-15 to 02-23), not only the statutory days.
+        # A weekday off is always part of one; a Saturday or Sunday off is when the package
+        # names it, or when it joins a weekday off without a working day between (the notices'
+        # "与周末连休"), which also covers years known only from the extra data.
+        cached = self._holiday_cache.get(day)
+        if cached is not None:
+            return cached
+        if self.is_workday(day):
+            result = False
+        elif day in self.holidays or day.weekday() < 5:
+            result = True
+        else:
+            result = self._named_by_package(day) or self._joins_weekday_off(day)
+        self._holiday_cache[day] = result
+        return result
+
+    def _named_by_package(self, day: date) -> bool:
+        """True when chinese_calendar lists ``day`` under a named holiday."""
+        try:
+            return chinese_calendar.get_holiday_detail(day)[1] is not None
+        except NotImplementedError:
+            return False
+
+    def _joins_weekday_off(self, day: date) -> bool:
+        """True when the run of days off around ``day`` contains a weekday off."""
+        for step in (_ONE_DAY, -_ONE_DAY):
+            current = day + step
+            # A run of days off is never longer than a few weeks; the bound only guards loops.
+            for _ in range(31):
+                try:
+                    if self.is_workday(current):
+                        break
+                except CalendarYearMissing:
+                    break  # the next year is not known yet: judge from the known side
+                if current.weekday() < 5:
+                    return True
+                current += step
+        return False
 
 
 def _zone(tz: str | tzinfo) -> tzinfo:

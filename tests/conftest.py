@@ -25,8 +25,11 @@ from data.models import Base
 REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
 IN_CI = os.environ.get("CI", "").lower() == "true"
 REQUIRE_POSTGIS = IN_CI or os.environ.get("GRIDMAP_REQUIRE_POSTGIS") == "1"
+# One database per test process, dropped at the end: runs side by side (two developers,
+# a helper and CI on one machine) never lock or truncate each other's tables.
+OWN_DATABASE = "GRIDMAP_TEST_POSTGIS_URL" not in os.environ
 POSTGIS_URL = os.environ.get(
-    "GRIDMAP_TEST_POSTGIS_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/gridmap_test"
+    "GRIDMAP_TEST_POSTGIS_URL", f"postgresql+psycopg://postgres@127.0.0.1:5432/gridmap_test_{os.getpid()}"
 )
 # Every table of ours, so that each PostGIS test starts empty.
 TABLES = tuple(table.name for table in reversed(Base.metadata.sorted_tables))
@@ -47,6 +50,16 @@ def _unavailable(message: str) -> None:
     if REQUIRE_POSTGIS:
         pytest.fail(f"PostGIS is required here but unavailable: {message}")
     pytest.skip(f"PostGIS unavailable: {message}")
+
+
+def _drop_database(url: str) -> None:
+    parsed = make_url(url)
+    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
 
 
 def _create_database(url: str) -> None:
@@ -86,6 +99,8 @@ def postgis_engine() -> Iterator[Engine]:
         _unavailable(f"{exc.__class__.__name__}: {str(exc).splitlines()[0]}")
     yield engine
     engine.dispose()
+    if OWN_DATABASE:
+        _drop_database(POSTGIS_URL)
 
 
 @pytest.fixture(params=["spatialite", "postgis"])
