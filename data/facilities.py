@@ -16,8 +16,8 @@ from data import repository as repo
 from data.cases import CaseError, Conflict, NotFound
 from data.models import Facility, utcnow
 from geo.area_index import metres_per_degree
-from geo.opening import Access, FacilityHours
-from geo.worktime import WorkCalendar
+from geo.opening import Access, FacilityHours, OpeningHoursInvalid
+from geo.worktime import CalendarYearMissing, WorkCalendar
 
 MAX_RADIUS_M = 20_000.0
 COLUMNS = ("id", "code", "kind", "name", "operator", "access", "capacity", "shared_spaces", "fee",
@@ -36,10 +36,37 @@ class NearbyQuery:
     include_closed: bool = False
 
 
+class CalendarDataMissing(CaseError):
+    """The official calendar does not cover the asked date: a deployment must add it."""
+
+    status = 503
+
+
 @lru_cache(maxsize=4096)
 def hours_for(expression: str | None, calendar: WorkCalendar) -> FacilityHours:
-    """Parsed hours, shared by every facility with the same expression (most share a few)."""
-    return FacilityHours(expression, calendar)
+    """Parsed hours, shared by every facility with the same expression (most share a few).
+
+    A value stored before validation existed, and that no longer parses, counts as no
+    hours at all ("unknown"), never as open.
+    """
+    try:
+        return FacilityHours(expression, calendar)
+    except OpeningHoursInvalid:
+        return FacilityHours(None, calendar)
+
+
+@lru_cache(maxsize=4096)
+def _access_for(access: str | None, rules: tuple[tuple[str, str], ...], calendar: WorkCalendar) -> Access:
+    try:
+        return Access.from_tags(access, dict(rules), calendar=calendar)
+    except OpeningHoursInvalid:
+        return Access("no", calendar=calendar)  # an unreadable gate rule: do not send anyone there
+
+
+def access_for(access: str | None, tags: dict[str, Any] | None, calendar: WorkCalendar) -> Access:
+    """Compiled access rules, cached by their content (many facilities share none)."""
+    rules = tuple(sorted((k, str(v)) for k, v in (tags or {}).items() if k.startswith("access")))
+    return _access_for(access, rules, calendar)
 
 
 def distances_m(geoms: np.ndarray, lon: float, lat: float) -> np.ndarray:
@@ -101,8 +128,11 @@ def nearby(session: Session, query: NearbyQuery, calendar: WorkCalendar, max_age
 
 def _describe(row: dict[str, Any], distance: float, geom: Any, query: NearbyQuery, calendar: WorkCalendar,
               now: dt.datetime, max_age_s: float) -> dict[str, Any] | None:
-    hours = hours_for(row["opening_hours"], calendar).at(query.at)
-    access = Access.from_tags(row["access"], row["tags"] or {})
+    try:
+        hours = hours_for(row["opening_hours"], calendar).at(query.at)
+    except CalendarYearMissing as exc:
+        raise CalendarDataMissing(str(exc)) from exc
+    access = access_for(row["access"], row["tags"], calendar)
     enterable = access.can_enter(query.at)
     usable = hours.state == "open" and enterable
     if not usable and not query.include_closed:

@@ -1,4 +1,6 @@
-"""Opening hours and timed access of shared facilities (DOMAIN.md: "Shared parking and open facilities").
+"""Opening hours and timed access of shared facilities.
+
+DOMAIN.md: "Shared parking and open facilities".
 
 Values follow the OSM ``opening_hours`` grammar. We do not parse that grammar ourselves:
 opening-hours-py (bindings to the Rust ``opening-hours`` crate) parses and evaluates it.
@@ -27,7 +29,8 @@ Make-up working days (调休). Institutions work on the official calendar, so on
 Sunday worked in lieu of a holiday a facility keeps its working-weekday hours: with
 ``Mo-Fr 18:00-21:00; Sa,Su 08:00-20:00`` the make-up Sunday 2026-09-20 is open 18:00-21:00.
 We evaluate such a day's time of day on a proxy date, the nearest earlier ordinary working
-weekday (Monday to Friday, a working day), and map the times back. Limitations: a rule
+weekday (Monday to Friday, a working day; the nearest later one if the year before is not
+covered), and map the times back. Limitations: a rule
 naming the make-up day's own date (``2026 Sep 20 off``) is not seen, as the proxy's date is
 evaluated instead; an overnight range of the make-up day does not spill into the next
 morning (the next day is read by the library as it is); and if the proxy is a Friday with
@@ -35,6 +38,13 @@ its own hours, those are the ones used.
 
 Time zone: values are wall-clock times of the facility, Asia/Shanghai unless told otherwise.
 Any aware datetime is accepted and converted; naive ones are rejected, as in worktime.
+
+Where we part from the library on purpose, each checked in the tests: a rule whose only
+modifier is a comment (``Sa 08:00-12:00 || "by appointment"``) is unknown, as the
+specification and opening_hours.js have it, not open as the library reads it, so we write
+``unknown`` before such a comment; and we ask the library one local day at a time, because
+over several days its intervals() (2.1.4) loses days after such a fallback rule, disagreeing
+with its own state().
 
 A value that does not parse raises OpeningHoursInvalid (``validate_hours`` returns the reason
 for import reports); it is never read as "always open". A missing or empty value means "we
@@ -232,9 +242,7 @@ def _prefix_hours(prefix: str, tz: str) -> OpeningHours:
         ) from None
 
 
-def _holiday_source(
-    base: Sequence[date], tz: str
-) -> Callable[[str, Sequence[int]], list[date]]:
+def _holiday_source(base: Sequence[date], tz: str) -> Callable[[str, Sequence[int]], list[date]]:
     """The callback for _rewrite_ph: ``base`` holidays, shifted and narrowed by the prefix."""
     zone = ZoneInfo(tz)
 
@@ -281,7 +289,9 @@ def _check(value: str, tz: str) -> tuple[str, OpeningHours | None]:
     try:
         rewritten = _rewrite_ph(text, _holiday_source(_SAMPLE_HOLIDAYS, tz))
     except _Unsupported as exc:
-        raise OpeningHoursInvalid(value, f"cannot apply the official holiday calendar: {exc}") from None
+        raise OpeningHoursInvalid(
+            value, f"cannot apply the official holiday calendar: {exc}"
+        ) from None
     try:
         OpeningHours(rewritten, timezone=zone)
     except ParserError as exc:
@@ -294,7 +304,7 @@ def _check(value: str, tz: str) -> tuple[str, OpeningHours | None]:
 
 
 def validate_hours(expression: str) -> str | None:
-    """None when ``expression`` can be evaluated (or is empty), else the reason, for import reports."""
+    """None when ``expression`` can be evaluated (or is empty), else the reason (import reports)."""
     if expression is None or not expression.strip():
         return None  # no value is "unknown hours", not an error
     try:
@@ -316,7 +326,7 @@ def _holidays_of_year(calendar: WorkCalendar, year: int) -> tuple[date, ...]:
 
 
 def _require_aware(value: datetime, name: str) -> None:
-    """Reject naive datetimes: a wall time without a zone means different instants on different hosts."""
+    """Reject naive datetimes: a wall time without a zone is a different instant on each host."""
     if not isinstance(value, datetime):
         raise TypeError(f"{name} must be a datetime, got {type(value).__name__}")
     if value.tzinfo is None or value.utcoffset() is None:
@@ -445,17 +455,23 @@ class FacilityHours:
         proxy = None
         if self.calendar.is_makeup_workday(day):
             # The nearest earlier ordinary working weekday: institutions work that day's hours.
-            candidate = day - _ONE_DAY
-            try:
-                for _ in range(_PROXY_LOOKBACK_DAYS):
-                    if candidate.weekday() < 5 and self.calendar.is_workday(candidate):
-                        proxy = candidate
-                        break
-                    candidate -= _ONE_DAY
-            except CalendarYearMissing:
-                proxy = None  # the year before is unknown; read the day as it is
+            # If the year before is not covered (January of the first known year), the
+            # nearest later one rather than reading a working day as a Sunday.
+            proxy = self._ordinary_weekday(day, -_ONE_DAY) or self._ordinary_weekday(day, _ONE_DAY)
         self._proxies[day] = proxy
         return proxy
+
+    def _ordinary_weekday(self, day: date, step: timedelta) -> date | None:
+        """The first Monday-Friday working day from ``day`` in direction ``step``, if known."""
+        candidate = day + step
+        try:
+            for _ in range(_PROXY_LOOKBACK_DAYS):
+                if candidate.weekday() < 5 and self.calendar.is_workday(candidate):
+                    return candidate
+                candidate += step
+        except CalendarYearMissing:
+            pass
+        return None
 
     def _timeline(
         self, library: OpeningHours, start: datetime, end: datetime

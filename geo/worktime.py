@@ -233,7 +233,7 @@ class WorkCalendar:
         return day.weekday() >= 5 and self.is_workday(day)
 
     def is_holiday(self, day: date) -> bool:
-        """True when ``day`` is a day off of an official holiday, weekend days inside it included."""
+        """True when ``day`` is a day off of an official holiday, weekends inside it included."""
         # Opening hours ask this for PH. "The holiday" in China is the whole run of days off
         # in the notice (Spring Festival 2026 is 02-15 to 02-23), not only the statutory days.
         # A weekday off is always part of one; a Saturday or Sunday off is when the package
