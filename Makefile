@@ -10,7 +10,7 @@ PG_VERSION ?= 15
 # Installing Debian packages needs root; as another user the same command runs via sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test serve install assets system-deps postgis lint clean
+.PHONY: demo test serve install assets system-deps postgis browser lint clean
 
 demo: install assets  ## the main job
 	$(BIN)/gridmap demo --if-empty
@@ -19,7 +19,7 @@ demo: install assets  ## the main job
 serve: install assets
 	$(BIN)/gridmap serve
 
-test: install assets postgis  ## the whole suite
+test: install assets postgis browser  ## the whole suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 install: system-deps $(STAMP)
@@ -48,6 +48,17 @@ postgis:
 	@pg_isready -q -h 127.0.0.1 -p 5432 || { \
 	  echo "starting PostgreSQL $(PG_VERSION)"; \
 	  $(SUDO) pg_ctlcluster --skip-systemctl-redirect $(PG_VERSION) main start; sleep 2; }
+
+# Debian's Chromium for the browser tests (Playwright drives it; never `playwright install`,
+# which downloads a browser), and a CJK font so pages and screenshots show Chinese names.
+browser:
+	@missing=""; \
+	dpkg -s chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	dpkg -s fonts-wqy-microhei >/dev/null 2>&1 || missing="$$missing fonts-wqy-microhei"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing; \
+	fi
 
 assets: maps/static/vendor/build-info.json
 
