@@ -170,8 +170,8 @@ TEXT_COLUMNS: Final = (
 )
 INT_COLUMNS: Final = ("capacity", "shared_spaces")
 
-# OSM tags that say what a facility is; the same mapping as data.importer.OSM_KINDS
-# (kept here too because the importer imports this module). Checked in this order.
+# OSM tags that say what a facility is (DOMAIN.md, "Shared parking and open facilities");
+# the importer uses this mapping too. Checked in this order.
 OSM_FACILITY_TAGS: Final[dict[tuple[str, str], str]] = {
     ("amenity", "parking"): "car_park",
     ("amenity", "toilets"): "toilet",

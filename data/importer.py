@@ -24,6 +24,7 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from data import repository as repo
+from data.facility_sources import OSM_FACILITY_TAGS as OSM_KINDS
 from data.facility_sources import read_facility_file
 from data.models import Area, Compound, Department, Facility
 from data.readers import FileRejected, ReadResult, read_features
@@ -63,14 +64,6 @@ DEFAULT_FIELDS: dict[str, tuple[str, ...]] = {
     "hours_text": ("hours_text",),
 }
 
-# OSM tags that say what a facility is (DOMAIN.md, "Shared parking and open facilities").
-OSM_KINDS: dict[tuple[str, str], str] = {
-    ("amenity", "parking"): "car_park",
-    ("amenity", "toilets"): "toilet",
-    ("leisure", "pitch"): "sports_ground",
-    ("leisure", "sports_centre"): "sports_ground",
-    ("leisure", "stadium"): "sports_ground",
-}
 
 NON_AREA_LAYERS = ("compounds", "departments", "facilities")
 LAYERS: tuple[str, ...] = (*LAYER_ALIASES, *NON_AREA_LAYERS)
