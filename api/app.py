@@ -48,7 +48,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.clock = Clock.from_settings(settings)
     app.state.report_limiter = RateLimiter(settings.report_rate_per_minute)
     install_error_handlers(app)
-    issues.install_case_errors(app)
     app.include_router(health.router)
     app.include_router(areas.router)
     app.include_router(locate.router)

@@ -7,6 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from data.cases import CaseError
 from maps.local_assets import AssetsNotBuiltError
 
 PROBLEM = "application/problem+json"
@@ -37,6 +38,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def _http(_: Request, exc: HTTPException) -> JSONResponse:
         return problem(exc.status_code, str(exc.detail), str(exc.detail))
+
+    @app.exception_handler(CaseError)
+    async def _case(_: Request, exc: CaseError) -> JSONResponse:
+        # Use-case errors carry their status; 409s list the allowed actions, 412s the version.
+        titles = {401: "Unauthorized", 403: "Forbidden", 404: "Not found", 409: "Conflict",
+                  412: "Precondition failed", 422: "Invalid request", 429: "Too many requests",
+                  503: "Service unavailable"}
+        return problem(exc.status, titles.get(exc.status, "Error"), str(exc), **exc.details)
 
     @app.exception_handler(AssetsNotBuiltError)
     async def _assets(_: Request, exc: AssetsNotBuiltError) -> JSONResponse:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import SessionDep, SettingsDep
 from api.errors import BadRequest
-from api.routes.locate import API_CRS, _check_range
+from api.routes.locate import API_CRS, check_range
 from api.security import CurrentStaff
 from data import cases
 from data.facilities import MAX_RADIUS_M, NearbyQuery, nearby, record_occupancy
@@ -45,7 +45,7 @@ def find_nearby(
     """Facilities near a point, nearest first, with opening state, free spaces and access."""
     if crs.lower() not in API_CRS:
         raise BadRequest(f"unknown crs {crs!r}: use one of {', '.join(API_CRS)}")
-    _check_range(lon, lat)
+    check_range(lon, lat)
     x, y = to_wgs84_xy(lon, lat, parse_crs(crs))
     query = NearbyQuery(float(x), float(y), local_time(open_at), radius_m, tuple(kind or ()), limit, min_free, include_closed)
     items = nearby(session, query, request.app.state.clock.calendar, settings.occupancy_max_age_seconds)

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import and_, func, or_, select
 
 from api.deps import SessionDep, SettingsDep
-from api.errors import BadRequest, problem
+from api.errors import BadRequest
 from api.media import MediaRejected, read_media, store_media
 from api.routes.locate import API_CRS, cached_assigner
 from api.security import CurrentStaff, rate_limit_reports
@@ -305,15 +305,6 @@ def stats(
     rows = session.execute(query).all()
     return {"level": level, "open_statuses": sorted(OPEN_STATUSES),
             "items": issue_stats(rows, cases.utcnow())}
-
-
-def install_case_errors(app: Any) -> None:
-    """Map case errors to problem responses (409 lists the allowed actions)."""
-
-    @app.exception_handler(CaseError)
-    async def _case(_: Request, exc: CaseError) -> JSONResponse:
-        titles = {404: "Not found", 403: "Forbidden", 409: "Conflict", 412: "Precondition failed", 422: "Invalid request"}
-        return problem(exc.status, titles.get(exc.status, "Error"), str(exc), **exc.details)
 
 
 # --- routing rules -------------------------------------------------------------------------

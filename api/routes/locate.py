@@ -47,7 +47,7 @@ def cached_assigner(request: Request, session: Any, on: dt.date, snap_metres: fl
         return cache[key]
 
 
-def _check_range(lon: float, lat: float) -> None:
+def check_range(lon: float, lat: float) -> None:
     if not (math.isfinite(lon) and math.isfinite(lat)):
         raise BadRequest("lon and lat must be finite numbers")
     if abs(lat) > 90 and abs(lon) <= 90 and abs(lat) <= 180:
@@ -74,7 +74,7 @@ def locate(
     """The grid and its chain of areas for a point, like MapIt's point lookup."""
     if crs.lower() not in API_CRS:
         raise BadRequest(f"unknown crs {crs!r}: use one of {', '.join(API_CRS)}")
-    _check_range(lon, lat)
+    check_range(lon, lat)
     try:
         x, y = to_wgs84_xy(lon, lat, parse_crs(crs))
     except UnknownCRS as exc:  # pragma: no cover (guarded above)
