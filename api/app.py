@@ -11,7 +11,17 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api.errors import install_error_handlers
-from api.routes import areas, facilities, health, issues, locate, open311, pages, resident_page
+from api.routes import (
+    areas,
+    facilities,
+    health,
+    issues,
+    locate,
+    open311,
+    pages,
+    resident_page,
+    tiles,
+)
 from api.security import RateLimiter
 from data.cases import Clock, escalate
 from data.db import make_engine, session_factory
@@ -55,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(open311.router)
     app.include_router(facilities.router)
     app.include_router(resident_page.router)
+    app.include_router(tiles.router)
     app.include_router(pages.router)
     # check_dir=False: the app still starts (and says how to fix it) before `make assets`.
     app.mount(VENDOR_URL, StaticFiles(directory=vendor_dir(), check_dir=False), name="vendor")

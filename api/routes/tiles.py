@@ -1,0 +1,165 @@
+"""Polygon layers as Mapbox Vector Tiles, and a TileJSON 3.0.0 document per layer.
+
+An empty tile is answered with 204 No Content (MapLibre and Mapbox GL treat it as a tile
+with nothing in it), so that a client or proxy never stores a zero-byte body as a tile.
+Every answer carries an ETag made of the layer version and a content stamp: a client
+revalidates with If-None-Match and gets 304 until an import changes the layer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.orm import Session
+
+from api.deps import SessionDep
+from api.errors import BadRequest, problem
+from data.importer import today
+from data.tiles import (
+    LAYERS,
+    MAX_ZOOM,
+    MEDIA_TYPE,
+    Tile,
+    TileAddressError,
+    TileCache,
+    TileLayer,
+    TileSource,
+    cache_key,
+    layer_bounds,
+    render_tile,
+    tile_source,
+)
+
+router = APIRouter(prefix="/tiles", tags=["tiles"])
+
+# Short, because "today's" version changes when a new one comes into force or is imported;
+# the ETag makes the revalidation after it cheap (a 304 with no rendering).
+CACHE_CONTROL = "public, max-age=60"
+
+FIELD_DESCRIPTIONS: dict[str, str] = {
+    "code": "Code of the area or compound",
+    "name": "Name",
+    "parent_code": "Code of the area one level up (absent for districts)",
+    "community_code": "Code of the community the compound belongs to",
+}
+
+AtQuery = Annotated[
+    dt.date | None,
+    Query(description="Area layers: the layer version in force on this date (default today). "
+          "Compounds have no versions and ignore it."),
+]
+
+_cache_lock = threading.Lock()
+
+
+def tile_cache(app: FastAPI) -> TileCache:
+    """The app's tile cache, made on first use (one per app, hence one per database)."""
+    with _cache_lock:
+        cache: TileCache | None = getattr(app.state, "tile_cache", None)
+        if cache is None:
+            cache = app.state.tile_cache = TileCache()
+        return cache
+
+
+def _unknown_layer(layer: str) -> JSONResponse:
+    names = list(LAYERS)
+    return problem(404, "Unknown layer", f"unknown layer {layer!r}: use one of {', '.join(names)}",
+                   layers=names)
+
+
+def _not_modified(request: Request, etag: str) -> bool:
+    """If-None-Match per RFC 9110: a list of tags, weak comparison, or '*'."""
+    header = request.headers.get("if-none-match")
+    if not header:
+        return False
+    tags = {tag.strip().removeprefix("W/") for tag in header.split(",")}
+    return "*" in tags or etag in tags
+
+
+def _cached_render(app: FastAPI, session: Session, source: TileSource, tile: Tile) -> bytes:
+    cache = tile_cache(app)
+    key = cache_key(source, tile)
+    data = cache.get(key)
+    if data is None:  # b"" is a cached empty tile
+        data = render_tile(session, source, tile)
+        cache.put(key, data)
+    return data
+
+
+@router.get(
+    "/{layer}/{z}/{x}/{y}.mvt",
+    response_class=Response,
+    responses={
+        200: {"content": {MEDIA_TYPE: {}}, "description": "The tile, one layer named as in the URL"},
+        204: {"description": "No feature reaches this tile"},
+        304: {"description": "The tile is unchanged since the ETag given in If-None-Match"},
+        404: {"description": "Unknown layer"},
+        422: {"description": "z/x/y names no tile"},
+    },
+)
+def vector_tile(
+    layer: str, z: int, x: int, y: int, request: Request, session: SessionDep, at: AtQuery = None
+) -> Response:
+    """One Mapbox Vector Tile (extent 4096, buffer 64) of a polygon layer."""
+    tile_layer = LAYERS.get(layer)
+    if tile_layer is None:
+        return _unknown_layer(layer)
+    try:
+        tile = Tile.checked(z, x, y)
+    except TileAddressError as exc:
+        raise BadRequest(str(exc)) from None
+    source = tile_source(session, tile_layer, at or today())
+    headers = {"ETag": source.etag, "Cache-Control": CACHE_CONTROL}
+    if _not_modified(request, source.etag):
+        return Response(status_code=304, headers=headers)
+    data = _cached_render(request.app, session, source, tile)
+    if not data:
+        return Response(status_code=204, headers=headers)
+    return Response(data, media_type=MEDIA_TYPE, headers=headers)
+
+
+@router.get("/{layer}.json")
+def tilejson(layer: str, request: Request, session: SessionDep, at: AtQuery = None) -> Response:
+    """A TileJSON 3.0.0 document for a layer; with ``at`` its tile URLs pin that date."""
+    tile_layer = LAYERS.get(layer)
+    if tile_layer is None:
+        return _unknown_layer(layer)
+    source = tile_source(session, tile_layer, at or today())
+    return JSONResponse(
+        _tilejson_body(request, tile_layer, layer_bounds(session, source), at),
+        headers={"ETag": source.etag, "Cache-Control": CACHE_CONTROL},
+    )
+
+
+def _tilejson_body(
+    request: Request,
+    layer: TileLayer,
+    bounds: tuple[float, float, float, float] | None,
+    at: dt.date | None,
+) -> dict[str, Any]:
+    query = f"?at={at.isoformat()}" if at else ""
+    url = f"{str(request.base_url).rstrip('/')}/tiles/{layer.name}/{{z}}/{{x}}/{{y}}.mvt{query}"
+    box = bounds or (-180.0, -85.0511287798066, 180.0, 85.0511287798066)
+    body: dict[str, Any] = {
+        "tilejson": "3.0.0",
+        "name": layer.name,
+        "scheme": "xyz",
+        "tiles": [url],
+        "minzoom": 0,
+        "maxzoom": MAX_ZOOM,
+        "bounds": list(box),
+        "vector_layers": [{
+            "id": layer.name,
+            "fields": {name: FIELD_DESCRIPTIONS[name] for name in layer.fields},
+            "minzoom": 0,
+            "maxzoom": MAX_ZOOM,
+        }],
+    }
+    if bounds is not None:
+        # Zoom 12 shows a whole city of some 20 km on a typical screen.
+        body["center"] = [(box[0] + box[2]) / 2, (box[1] + box[3]) / 2, 12]
+    return body

@@ -1,0 +1,326 @@
+"""Mapbox Vector Tiles of the polygon layers, the same tiles from both backends.
+
+PostGIS builds a tile in SQL (``ST_AsMVTGeom`` + ``ST_AsMVT``). SpatiaLite has no MVT
+functions, so the rows are found through its spatial index and then projected, clipped,
+snapped and encoded in Python with the same extent, buffer and attributes, which is what
+ST_AsMVTGeom does: project to Web Mercator, scale to tile units, clip to the tile plus
+the buffer, snap to the integer grid and keep the result valid.
+
+A tile depends on the layer version in force and on the rows in it; ``TileSource``
+captures both as a stamp, which keys the cache and makes the ETag, so that an import
+never leaves stale tiles behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import mapbox_vector_tile
+import numpy as np
+import shapely
+from shapely.geometry.base import BaseGeometry
+from sqlalchemy import ColumnElement, Table, func, select, text
+from sqlalchemy.orm import Session
+
+from data.models import Area, Compound
+from data.repository import dialect_for, geom_column, load_geom, version_in_force
+from geo.areas import LAYER_ALIASES
+
+EXTENT = 4096  # tile units per side, the MVT default
+BUFFER = 64  # tile units drawn beyond each edge, so that strokes meet across tiles
+MAX_ZOOM = 22  # below a millimetre per unit at 22; deeper tiles would only repeat data
+MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
+
+_EARTH_RADIUS = 6378137.0  # the sphere of EPSG:3857
+_HALF_WORLD = math.pi * _EARTH_RADIUS  # Web Mercator x/y of the world's edge
+
+
+class TileAddressError(ValueError):
+    """A z/x/y that names no tile; the message says which part is wrong."""
+
+
+@dataclass(frozen=True)
+class TileLayer:
+    """A layer that can be tiled: its URL (and in-tile) name, table and attributes."""
+
+    name: str
+    table: Table
+    level: str | None  # the area level, or None for a table without layer versions
+    fields: tuple[str, ...]
+
+
+_AREA_FIELDS = ("code", "name", "parent_code")
+LAYERS: dict[str, TileLayer] = {
+    **{
+        plural: TileLayer(plural, Area.__table__, level, _AREA_FIELDS)
+        for plural, level in LAYER_ALIASES.items()
+    },
+    "compounds": TileLayer("compounds", Compound.__table__, None, ("code", "name", "community_code")),
+}
+
+
+# --- tile addresses ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One tile of the Web Mercator (XYZ, y down from the north) tiling."""
+
+    z: int
+    x: int
+    y: int
+
+    @classmethod
+    def checked(cls, z: int, x: int, y: int) -> Tile:
+        if not 0 <= z <= MAX_ZOOM:
+            raise TileAddressError(f"zoom {z} is out of range: use 0 to {MAX_ZOOM}")
+        last = 2**z - 1
+        for axis, value in (("x", x), ("y", y)):
+            if not 0 <= value <= last:
+                raise TileAddressError(f"{axis}={value} is out of range at zoom {z}: use 0 to {last}")
+        return cls(z, x, y)
+
+    @property
+    def size(self) -> float:
+        """The side of the tile in Web Mercator metres."""
+        return 2 * _HALF_WORLD / 2**self.z
+
+    def mercator_bounds(self, margin_units: float = 0) -> tuple[float, float, float, float]:
+        """(minx, miny, maxx, maxy) in EPSG:3857, grown by ``margin_units`` tile units."""
+        grow = self.size * margin_units / EXTENT
+        minx = -_HALF_WORLD + self.x * self.size
+        maxy = _HALF_WORLD - self.y * self.size
+        return minx - grow, maxy - self.size - grow, minx + self.size + grow, maxy + grow
+
+    def lonlat_bounds(self, margin_units: float = 0) -> tuple[float, float, float, float]:
+        """The same box in EPSG:4326. Exact: Mercator maps meridians and parallels to lines."""
+        minx, miny, maxx, maxy = self.mercator_bounds(margin_units)
+        return _lon(minx), _lat(miny), _lon(maxx), _lat(maxy)
+
+
+def _lon(x: float) -> float:
+    return math.degrees(x / _EARTH_RADIUS)
+
+
+def _lat(y: float) -> float:
+    return math.degrees(math.atan(math.sinh(y / _EARTH_RADIUS)))
+
+
+# --- what a tile depends on ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TileSource:
+    """The rows a layer's tiles are drawn from: a layer version (areas) and a content stamp."""
+
+    layer: TileLayer
+    version_id: int | None
+    stamp: str  # changes whenever the rows may have changed; "" when there are no rows
+
+    @property
+    def empty(self) -> bool:
+        return not self.stamp
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.layer.name}-{self.version_id or 0}-{self.stamp or "empty"}"'
+
+
+def tile_source(session: Session, layer: TileLayer, on: date) -> TileSource:
+    """Which rows ``layer`` shows on ``on``, stamped so that any re-import changes the stamp.
+
+    The version id alone is not enough: ``--replace`` reloads a version under the same
+    id, and SQLite reuses row ids after a delete, so the stamp also sums the areas.
+    """
+    version_id = None
+    if layer.level is not None:
+        version = version_in_force(session, layer.level, on)
+        if version is None:
+            return TileSource(layer, None, "")
+        version_id = version.id
+    table = layer.table
+    count, max_id, area = session.execute(
+        select(func.count(), func.max(table.c.id), func.sum(func.ST_Area(table.c.geom))).where(
+            *_row_filter(table, version_id)
+        )
+    ).one()
+    if not count:
+        return TileSource(layer, version_id, "")
+    content = f"{count}|{max_id}|{float(area or 0):.12e}"
+    return TileSource(layer, version_id, hashlib.sha256(content.encode()).hexdigest()[:16])
+
+
+def _row_filter(table: Table, version_id: int | None) -> list[ColumnElement[bool]]:
+    return [] if version_id is None else [table.c.layer_version_id == version_id]
+
+
+# --- rendering ----------------------------------------------------------------------------
+
+
+def render_tile(session: Session, source: TileSource, tile: Tile) -> bytes:
+    """The encoded tile; b"" when no feature reaches it."""
+    if source.empty:
+        return b""
+    if dialect_for(session).name == "postgis":
+        return _render_postgis(session, source, tile)
+    return _render_python(session, source, tile)
+
+
+def _render_postgis(session: Session, source: TileSource, tile: Tile) -> bytes:
+    sql, params = postgis_tile_query(source, tile)
+    data = session.execute(text(sql), params).scalar()
+    return bytes(data) if data else b""
+
+
+def postgis_tile_query(source: TileSource, tile: Tile) -> tuple[str, dict[str, Any]]:
+    """The SQL that builds one tile in PostGIS, and its parameters."""
+    layer = source.layer
+    columns = ", ".join(f"s.{name}" for name in layer.fields)
+    version = "s.layer_version_id = :version AND " if source.version_id is not None else ""
+    # The search box is the tile plus its buffer, taken back to EPSG:4326 so that `&&`
+    # meets the stored geometries' GiST index; transforming every row instead would not.
+    # No "geom IS NOT NULL" filter: ST_AsMVT skips the rows ST_AsMVTGeom clipped away,
+    # and the filter would make the planner run ST_AsMVTGeom twice per row.
+    sql = f"""
+        SELECT ST_AsMVT(t.*, :name, :extent, 'geom') FROM (
+            SELECT {columns}, ST_AsMVTGeom(
+                ST_Transform(s.geom, 3857), ST_TileEnvelope(:z, :x, :y), :extent, :buffer, true
+            ) AS geom
+            FROM {layer.table.name} AS s
+            WHERE {version}s.geom && ST_Transform(
+                ST_TileEnvelope(:z, :x, :y, margin => :margin), 4326)
+        ) AS t
+        """
+    params: dict[str, Any] = {
+        "name": layer.name, "extent": EXTENT, "buffer": BUFFER, "margin": BUFFER / EXTENT,
+        "z": tile.z, "x": tile.x, "y": tile.y,
+    }
+    if source.version_id is not None:
+        params["version"] = source.version_id
+    return sql, params
+
+
+def _render_python(session: Session, source: TileSource, tile: Tile) -> bytes:
+    layer = source.layer
+    table = layer.table
+    query = select(*(table.c[name] for name in layer.fields), geom_column(table)).where(
+        *_row_filter(table, source.version_id),
+        dialect_for(session).bbox_filter(table, tile.lonlat_bounds(BUFFER)),
+    )
+    features = []
+    for *values, wkb in session.execute(query):
+        geom = tile_geometry(load_geom(wkb), tile)
+        if geom is not None:
+            # MVT has no null: leave the attribute out, as ST_AsMVT does.
+            properties = {k: v for k, v in zip(layer.fields, values, strict=True) if v is not None}
+            features.append({"geometry": geom, "properties": properties})
+    if not features:
+        return b""
+    return mapbox_vector_tile.encode(
+        {"name": layer.name, "features": features},
+        default_options={"extents": EXTENT, "y_coord_down": True},
+    )
+
+
+def tile_geometry(geom: BaseGeometry | None, tile: Tile) -> BaseGeometry | None:
+    """A lon/lat polygon in integer tile units (y down), clipped to tile + buffer; None if nothing is left."""
+    if geom is None or geom.is_empty:
+        return None
+    minx, _, _, maxy = tile.mercator_bounds()
+    scale = EXTENT / tile.size
+
+    def to_units(lonlat: np.ndarray) -> np.ndarray:
+        x = np.radians(lonlat[:, 0]) * _EARTH_RADIUS
+        y = np.log(np.tan(np.pi / 4 + np.radians(lonlat[:, 1]) / 2)) * _EARTH_RADIUS
+        return np.column_stack([(x - minx) * scale, (maxy - y) * scale])
+
+    projected = shapely.transform(geom, to_units)
+    if not projected.is_valid:  # importers check shapes, but one bad row must not fail a tile
+        projected = shapely.make_valid(projected)
+    clipped = shapely.clip_by_rect(projected, -BUFFER, -BUFFER, EXTENT + BUFFER, EXTENT + BUFFER)
+    # Snapping to the grid can fold a thin part onto itself; set_precision keeps the
+    # output valid and drops what collapses, as ST_AsMVTGeom does.
+    snapped = _polygonal(shapely.set_precision(_polygonal(clipped), 1.0))
+    return None if snapped.is_empty or snapped.area == 0 else snapped
+
+
+def _polygonal(geom: BaseGeometry) -> BaseGeometry:
+    """Only the polygon parts: clipping at a corner may leave lines or points behind."""
+    if geom.geom_type in ("Polygon", "MultiPolygon"):
+        return geom
+    parts = [p for p in getattr(geom, "geoms", []) if p.geom_type in ("Polygon", "MultiPolygon")]
+    return shapely.union_all(parts) if parts else shapely.Polygon()
+
+
+# --- TileJSON -------------------------------------------------------------------------------
+
+
+def layer_bounds(session: Session, source: TileSource) -> tuple[float, float, float, float] | None:
+    """The lon/lat box of the source's rows, or None when there are none."""
+    if source.empty:
+        return None
+    table = source.layer.table
+    # Envelopes are tiny (5 points): fetching them is cheap and needs no dialect split.
+    result = session.scalars(
+        select(func.ST_AsBinary(func.ST_Envelope(table.c.geom))).where(
+            *_row_filter(table, source.version_id)
+        )
+    )
+    boxes = [load_geom(wkb) for wkb in result]
+    minx, miny, maxx, maxy = shapely.total_bounds(boxes)
+    return float(minx), float(miny), float(maxx), float(maxy)
+
+
+# --- the cache --------------------------------------------------------------------------------
+
+TileKey = tuple[str, int | None, str, int, int, int]
+
+
+def cache_key(source: TileSource, tile: Tile) -> TileKey:
+    return (source.layer.name, source.version_id, source.stamp, tile.z, tile.x, tile.y)
+
+
+class TileCache:
+    """A thread-safe LRU of encoded tiles, bounded by total bytes.
+
+    Keys carry the source stamp, so entries of a replaced version are never hit again
+    and simply age out. One cache belongs to one database (one app), never shared, since
+    version ids of different databases coincide.
+    """
+
+    def __init__(self, max_bytes: int = 64 * 1024 * 1024) -> None:
+        self.max_bytes = max_bytes
+        self._tiles: OrderedDict[TileKey, bytes] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: TileKey) -> bytes | None:
+        with self._lock:
+            data = self._tiles.get(key)
+            if data is not None:
+                self._tiles.move_to_end(key)
+            return data
+
+    def put(self, key: TileKey, data: bytes) -> None:
+        with self._lock:
+            old = self._tiles.pop(key, None)
+            self._bytes -= len(old) if old is not None else 0
+            self._tiles[key] = data
+            self._bytes += len(data)
+            while self._bytes > self.max_bytes and len(self._tiles) > 1:
+                _, dropped = self._tiles.popitem(last=False)
+                self._bytes -= len(dropped)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._tiles.clear()
+            self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._tiles)
