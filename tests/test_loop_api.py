@@ -244,3 +244,12 @@ def test_reports_are_rate_limited_per_address(engine: Engine, database_url: str,
         codes = [client.post("/api/v1/issues", json={"lon": 111.3, "lat": 23.47, "category": "dirty_road",
                                                       "description": "x"}).status_code for _ in range(5)]
     assert codes == [201, 201, 201, 429, 429]
+
+
+def test_clusters_endpoint(city) -> None:  # type: ignore[no-untyped-def]
+    client, _tokens, _grid = city
+    body = client.get("/api/v1/issues/clusters", params={"bbox": "111.1,23.3,111.5,23.7", "zoom": 12}).json()
+    listed = client.get("/api/v1/issues", params={"limit": 1}).json()["numberMatched"]
+    assert body["type"] == "FeatureCollection" and sum(f["properties"]["count"] for f in body["features"]) == listed
+    assert client.get("/api/v1/issues/clusters", params={"bbox": "1,2,3", "zoom": 12}).status_code == 422
+    assert client.get("/api/v1/issues/clusters", params={"bbox": "111.1,23.3,111.5,23.7", "zoom": 40}).status_code == 422

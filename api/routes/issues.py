@@ -205,6 +205,28 @@ def transition(
 # --- reading -----------------------------------------------------------------------------
 
 
+@router.get("/issues/clusters")
+def clusters(
+    session: SessionDep,
+    bbox: Annotated[str, Query(description="minlon,minlat,maxlon,maxlat")],
+    zoom: Annotated[int, Query(ge=0, le=22, description="Web-Mercator zoom of the map")],
+    status: Annotated[list[str] | None, Query()] = None,
+    category: Annotated[list[str] | None, Query()] = None,
+    department: Annotated[str | None, Query()] = None,
+) -> Response:
+    """Issues clustered on the server for the dispatch map: GeoJSON points with counts."""
+    from api.routes.areas import parse_bbox
+    from data.clusters import issue_clusters
+
+    box = parse_bbox(bbox)
+    assert box is not None
+    found = issue_clusters(session, box, zoom, cases.utcnow(), status, category, department)
+    body = {"type": "FeatureCollection", "numberReturned": len(found), "features": [
+        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [c["lon"], c["lat"]]}, "properties": c}
+        for c in found]}
+    return Response(json.dumps(body), media_type="application/geo+json")
+
+
 @router.get("/issues/{issue_id}")
 def read_issue(issue_id: int, session: SessionDep, staff: CurrentStaff, response: Response) -> dict[str, Any]:
     """One issue, with its history."""
