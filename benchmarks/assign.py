@@ -111,10 +111,9 @@ def run_project(grid_count: int, point_count: int, index_file: str) -> dict:
 def run_postgis(url: str, grids: gpd.GeoDataFrame, lon: np.ndarray, lat: np.ndarray) -> tuple[float, np.ndarray]:
     import psycopg
 
-    name = url.rsplit("/", 1)[1]
-    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as admin:
-        if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            admin.execute(f'CREATE DATABASE "{name}"')
+    from data.db import create_database
+
+    create_database(url.replace("postgresql://", "postgresql+psycopg://", 1))
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
         conn.execute("DROP TABLE IF EXISTS bench_grids, bench_points")

@@ -16,10 +16,8 @@ import time
 from pathlib import Path
 
 import geopandas as gpd  # before SpatiaLite is loaded: see data/db.py
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
-from data.db import make_engine, session_factory
+from data.db import make_engine, recreate_database, session_factory
 from data.importer import FieldMap, ImportOptions, import_layer
 from data.migrate import upgrade
 
@@ -35,12 +33,7 @@ def fresh_engine(backend: str, postgis_url: str, workdir: Path, run: int):  # ty
     if backend == "spatialite":
         engine = make_engine(f"sqlite:///{workdir / f'bench{run}.sqlite'}")
     else:
-        admin = create_engine(make_url(postgis_url).set(database="postgres"), isolation_level="AUTOCOMMIT")
-        name = make_url(postgis_url).database
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        admin.dispose()
+        recreate_database(postgis_url)
         engine = make_engine(postgis_url)
     upgrade(engine)
     return engine

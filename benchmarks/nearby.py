@@ -21,10 +21,9 @@ from zoneinfo import ZoneInfo
 import geopandas  # noqa: F401  (before SpatiaLite: see data/db.py)
 import numpy as np
 import shapely
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
-from data.db import make_engine, session_factory
+from data.db import make_engine, recreate_database, session_factory
 from data.facilities import NearbyQuery, nearby
 from data.migrate import upgrade
 from data.models import Facility
@@ -62,14 +61,6 @@ def load(url: str, rows: list[dict]) -> object:
     return engine
 
 
-def fresh_postgis(url: str) -> None:
-    admin = create_engine(make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}"'))
-        conn.execute(text(f'CREATE DATABASE "{make_url(url).database}"'))
-    admin.dispose()
-
-
 def run(engine, points: np.ndarray, at: dt.datetime, calendar: WorkCalendar) -> tuple[list[float], list[list[str]]]:  # type: ignore[no-untyped-def]
     timings, answers = [], []
     with session_factory(engine)() as session:
@@ -100,7 +91,7 @@ def main() -> None:
     calendar = WorkCalendar()
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        fresh_postgis(args.postgis_url)
+        recreate_database(args.postgis_url)
         for name, url in (("SpatiaLite", f"sqlite:///{Path(tmp) / 'bench.sqlite'}"), ("PostGIS", args.postgis_url)):
             started = time.perf_counter()
             engine = load(url, rows)

@@ -21,12 +21,11 @@ from pathlib import Path
 import geopandas  # noqa: F401  (before SpatiaLite: see data/db.py)
 import numpy as np
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
 from api.app import create_app
 from api.routes import tiles as tile_routes
-from data.db import make_engine
+from data.db import make_engine, recreate_database
 from data.demo import load_demo_city
 from data.migrate import upgrade
 from data.settings import Settings
@@ -45,14 +44,6 @@ def city_tiles(z: int) -> list[tuple[int, int, int]]:
     minx, miny, maxx, maxy = CITY
     return [(z, x, y) for x in range(column(minx), column(maxx) + 1)
             for y in range(row(maxy), row(miny) + 1)]
-
-
-def fresh_postgis(url: str) -> None:
-    admin = create_engine(make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{make_url(url).database}"'))
-    admin.dispose()
 
 
 def load(url: str) -> None:
@@ -113,7 +104,7 @@ def main() -> None:
     tiles = city_tiles(args.zoom)
     print(f"{len(tiles)} tiles at zoom {args.zoom} cover the demo city; {args.rounds} rounds each")
     with tempfile.TemporaryDirectory() as tmp:
-        fresh_postgis(args.postgis_url)
+        recreate_database(args.postgis_url)
         for backend, url in (("SpatiaLite", f"sqlite:///{Path(tmp) / 'bench.sqlite'}"),
                              ("PostGIS", args.postgis_url)):
             started = time.perf_counter()

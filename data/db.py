@@ -101,3 +101,36 @@ def prepare_postgis(engine: Engine) -> None:
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions that keep loaded objects usable after commit."""
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def _admin(url: str) -> Engine:
+    """An autocommit engine on the server's maintenance database (CREATE/DROP DATABASE)."""
+    return create_engine(make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+
+
+def create_database(url: str) -> None:
+    """Create the PostgreSQL database named in ``url`` if it does not exist."""
+    name = make_url(url).database
+    admin = _admin(url)
+    try:
+        with admin.connect() as conn:
+            if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).scalar():
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
+
+
+def drop_database(url: str) -> None:
+    """Drop the PostgreSQL database named in ``url``, ending its sessions (tests, benchmarks)."""
+    admin = _admin(url)
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+def recreate_database(url: str) -> None:
+    """An empty PostgreSQL database at ``url``."""
+    drop_database(url)
+    create_database(url)

@@ -15,10 +15,9 @@ from pathlib import Path
 # Before anything may load mod_spatialite: see data/db.py on the import-order crash.
 import pyogrio  # noqa: F401
 import pytest
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, text
 
-from data.db import make_engine
+from data.db import create_database, drop_database, make_engine
 from data.migrate import upgrade
 from data.models import Base
 
@@ -52,28 +51,9 @@ def _unavailable(message: str) -> None:
     pytest.skip(f"PostGIS unavailable: {message}")
 
 
-def _drop_database(url: str) -> None:
-    parsed = make_url(url)
-    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
-
-
-def _create_database(url: str) -> None:
-    parsed = make_url(url)
-    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            exists = conn.execute(
-                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": parsed.database}
-            ).scalar()
-            if not exists:
-                conn.execute(text(f'CREATE DATABASE "{parsed.database}"'))
-    finally:
-        admin.dispose()
+# Kept under these names for the tests that manage their own database (test_tiles).
+_create_database = create_database
+_drop_database = drop_database
 
 
 @pytest.fixture(scope="session")
