@@ -367,3 +367,37 @@ def info() -> None:
 
 if __name__ == "__main__":
     app()
+
+
+PAGES = ("planner", "dispatch", "resident")
+
+
+@app.command()
+def render(
+    page: Annotated[str, typer.Argument(help="planner, dispatch or resident")],
+    out: Annotated[Path, typer.Option("--out", help="The HTML file to write")],
+    server: Annotated[str | None, typer.Option(
+        help="The gridmap server the copy reads its data from (default: http://GRIDMAP_HOST:GRIDMAP_PORT)")] = None,
+) -> None:
+    """Write a map page as one standalone HTML file: every script, style and font inside it."""
+    from api.routes.pages import render_page
+    from maps.local_assets import AssetsNotBuiltError
+
+    if page not in PAGES:
+        console.print(f"[red]error:[/red] unknown page {page!r}: use {', '.join(PAGES)}")
+        raise typer.Exit(2)
+    settings = get_settings()
+    server = (server or f"http://{settings.host}:{settings.port}").rstrip("/")
+    if not server.startswith(("http://", "https://")):
+        console.print(f"[red]error:[/red] --server {server!r} must be an http:// or https:// address")
+        raise typer.Exit(2)
+    engine = open_database()
+    try:
+        with session_factory(engine)() as session:
+            html = render_page(page, session, settings, server=server, standalone=True)
+    except AssetsNotBuiltError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(html, encoding="utf-8")
+    console.print(f"wrote {out} ({len(html.encode()) / 1024:,.0f} KB); it reads its data from {server}")

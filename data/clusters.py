@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from data import repository as repo
 from data.models import Issue
-from geo.issues import OPEN_STATUSES
+from geo.issues import OPEN_STATUSES, STATUSES
 
 CELL_PIXELS = 60  # a cluster per ~60 px square on screen
 
@@ -29,10 +29,15 @@ def cell_degrees(zoom: int) -> float:
 def issue_clusters(
     session: Session, bbox: tuple[float, float, float, float], zoom: int, now: dt.datetime,
     statuses: list[str] | None = None, categories: list[str] | None = None, department: str | None = None,
+    reported_from: dt.datetime | None = None, reported_before: dt.datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """Clusters in the box: centre, count, open and overdue counts, and the ids of small ones."""
+    """Clusters in the box: centre, counts (all, open, overdue, per status), the cell's box,
+    and the issue's id when a cluster holds one issue."""
     if not 0 <= zoom <= 22:
         raise ValueError(f"zoom {zoom} is out of range: use 0 to 22")
+    unknown = sorted(set(statuses or ()) - set(STATUSES))
+    if unknown:
+        raise ValueError(f"unknown status {', '.join(unknown)}: use {', '.join(STATUSES)}")
     size = cell_degrees(zoom)
     x, y = func.ST_X(Issue.geom), func.ST_Y(Issue.geom)
     col, row = func.floor(x / size), func.floor(y / size)
@@ -43,22 +48,30 @@ def issue_clusters(
         conditions.append(Issue.category.in_(categories))
     if department:
         conditions.append(Issue.department_code == department)
+    if reported_from is not None:
+        conditions.append(Issue.created_at >= reported_from)
+    if reported_before is not None:
+        conditions.append(Issue.created_at < reported_before)
     is_open = Issue.status.in_(sorted(OPEN_STATUSES))
     overdue = and_(is_open, Issue.due_at.is_not(None), Issue.due_at < now)
     query = (
         select(
             func.count(), func.avg(x), func.avg(y),
             func.sum(case((is_open, 1), else_=0)), func.sum(case((overdue, 1), else_=0)),
-            func.min(Issue.id),
+            func.min(Issue.id), func.min(col), func.min(row),
+            *(func.sum(case((Issue.status == status, 1), else_=0)) for status in STATUSES),
         )
         .where(and_(*conditions))
         .group_by(col, row)
     )
     clusters = []
-    for count, lon, lat, open_count, overdue_count, first_id in session.execute(query):
+    for count, lon, lat, open_count, overdue_count, first_id, i, j, *by_status in session.execute(query):
         clusters.append({
             "count": int(count), "lon": round(float(lon), 7), "lat": round(float(lat), 7),
             "open": int(open_count or 0), "overdue": int(overdue_count or 0),
+            "statuses": {s: int(n) for s, n in zip(STATUSES, by_status, strict=True) if n},
+            # The cell, so that a client can list the cluster's issues with the same bbox.
+            "bbox": [round(v, 9) for v in (i * size, j * size, (i + 1) * size, (j + 1) * size)],
             "issue_id": int(first_id) if count == 1 else None,  # a single issue links to itself
         })
     clusters.sort(key=lambda c: (-c["count"], c["lon"], c["lat"]))

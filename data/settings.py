@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -35,7 +36,10 @@ class Settings(BaseSettings):
     tile_url: str | None = None
     tile_attribution: str = ""
     # "wgs84" or "gcj02": GCJ-02 tiles (AMap/Gaode, Tencent) need overlays shifted to match.
-    tile_crs: str = "wgs84"
+    tile_crs: Literal["wgs84", "gcj02"] = "wgs84"
+    # Origins whose pages may read the API (GET only, no credentials): a map exported by
+    # `gridmap render` is opened from a file or another server. "*" allows any.
+    cors_origins: list[str] = ["*"]
 
     # The closed loop.
     # Working periods of a working day, for deadlines counted in working hours.

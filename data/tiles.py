@@ -31,11 +31,19 @@ from sqlalchemy.orm import Session
 from data.models import Area, Compound
 from data.repository import dialect_for, geom_column, load_geom, version_in_force
 from geo.areas import LAYER_ALIASES
+from geo.crs import geometry_from_wgs84
 
 EXTENT = 4096  # tile units per side, the MVT default
 BUFFER = 64  # tile units drawn beyond each edge, so that strokes meet across tiles
 MAX_ZOOM = 22  # below a millimetre per unit at 22; deeper tiles would only repeat data
 MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
+
+# The systems tiles can be drawn in: WGS84 lines up with OSM-style base maps, GCJ-02
+# with AMap/Gaode and Tencent ones (geo/crs.py).
+TILE_CRS = ("wgs84", "gcj02")
+# GCJ-02 moves a point by at most about 700 m; a tile drawn in GCJ-02 searches the stored
+# WGS84 rows in its own box grown by this much, so no feature near an edge is missed.
+_GCJ_MARGIN_DEGREES = 0.01
 
 _EARTH_RADIUS = 6378137.0  # the sphere of EPSG:3857
 _HALF_WORLD = math.pi * _EARTH_RADIUS  # Web Mercator x/y of the world's edge
@@ -163,13 +171,19 @@ def _row_filter(table: Table, version_id: int | None) -> list[ColumnElement[bool
 # --- rendering ----------------------------------------------------------------------------
 
 
-def render_tile(session: Session, source: TileSource, tile: Tile) -> bytes:
-    """The encoded tile; b"" when no feature reaches it."""
+def render_tile(session: Session, source: TileSource, tile: Tile, crs: str = "wgs84") -> bytes:
+    """The encoded tile; b"" when no feature reaches it.
+
+    ``crs="gcj02"`` draws the features shifted into GCJ-02, for base maps in that system.
+    PostGIS has no GCJ-02 function, so such tiles are drawn in Python on both backends.
+    """
+    if crs not in TILE_CRS:
+        raise ValueError(f"tiles are drawn in {' or '.join(TILE_CRS)}, not {crs!r}")
     if source.empty:
         return b""
-    if dialect_for(session).name == "postgis":
+    if crs == "wgs84" and dialect_for(session).name == "postgis":
         return _render_postgis(session, source, tile)
-    return _render_python(session, source, tile)
+    return _render_python(session, source, tile, crs)
 
 
 def _render_postgis(session: Session, source: TileSource, tile: Tile) -> bytes:
@@ -206,16 +220,23 @@ def postgis_tile_query(source: TileSource, tile: Tile) -> tuple[str, dict[str, A
     return sql, params
 
 
-def _render_python(session: Session, source: TileSource, tile: Tile) -> bytes:
+def _render_python(session: Session, source: TileSource, tile: Tile, crs: str = "wgs84") -> bytes:
     layer = source.layer
     table = layer.table
+    minx, miny, maxx, maxy = tile.lonlat_bounds(BUFFER)
+    if crs != "wgs84":
+        grow = _GCJ_MARGIN_DEGREES
+        minx, miny, maxx, maxy = minx - grow, miny - grow, maxx + grow, maxy + grow
     query = select(*(table.c[name] for name in layer.fields), geom_column(table)).where(
         *_row_filter(table, source.version_id),
-        dialect_for(session).bbox_filter(table, tile.lonlat_bounds(BUFFER)),
+        dialect_for(session).bbox_filter(table, (minx, miny, maxx, maxy)),
     )
     features = []
     for *values, wkb in session.execute(query):
-        geom = tile_geometry(load_geom(wkb), tile)
+        shape = load_geom(wkb)
+        if crs != "wgs84" and shape is not None:
+            shape = geometry_from_wgs84(shape, crs)
+        geom = tile_geometry(shape, tile)
         if geom is not None:
             # MVT has no null: leave the attribute out, as ST_AsMVT does.
             properties = {k: v for k, v in zip(layer.fields, values, strict=True) if v is not None}
@@ -279,11 +300,11 @@ def layer_bounds(session: Session, source: TileSource) -> tuple[float, float, fl
 
 # --- the cache --------------------------------------------------------------------------------
 
-TileKey = tuple[str, int | None, str, int, int, int]
+TileKey = tuple[str, int | None, str, str, int, int, int]
 
 
-def cache_key(source: TileSource, tile: Tile) -> TileKey:
-    return (source.layer.name, source.version_id, source.stamp, tile.z, tile.x, tile.y)
+def cache_key(source: TileSource, tile: Tile, crs: str = "wgs84") -> TileKey:
+    return (source.layer.name, source.version_id, source.stamp, crs, tile.z, tile.x, tile.y)
 
 
 class TileCache:

@@ -10,24 +10,14 @@ disagree on what is open because the page has no opening-hours logic of its own.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import folium
 import geopandas as gpd
 import numpy as np
-from branca.element import MacroElement
-from jinja2 import Template
 
 from geo.crs import geometry_from_wgs84, wgs84_to_gcj02
-from maps.city import BaseMap
-from maps.local_assets import use_local_assets
+from maps.shell import NO_TILES, BaseMap, PageControls, new_map, page_html
 
-_JS = Path(__file__).resolve().parent / "templates" / "resident.js"
-# The systems resident.js can draw in: it has its own port of the WGS84 -> GCJ-02 formula
-# (the API answers in WGS84 and markers are drawn client-side, so the shift has to happen
-# there); tests/test_resident_page.py checks the port against geo.crs.wgs84_to_gcj02.
-DISPLAY_CRS = ("wgs84", "gcj02")
 # (API kind, filter label, popup label, Font Awesome icon): the filter and the markers.
 KINDS: tuple[tuple[str, str, str, str], ...] = (
     ("car_park", "Car parks", "Car park", "fa-square-parking"),
@@ -111,35 +101,6 @@ class ResidentOptions:
     limit: int = 200
 
 
-class _ResidentControls(MacroElement):
-    """The panel, its styles and the script that drives the map (rendered after the map's own)."""
-
-    _template = Template(
-        """
-        {% macro header(this, kwargs) %}<style>{{ this.css }}</style>{% endmacro %}
-        {% macro html(this, kwargs) %}{{ this.panel }}{% endmacro %}
-        {% macro script(this, kwargs) %}
-        {{ this.js }}
-        gridmapResident({{ this._parent.get_name() }}, {{ this.config|tojson }});
-        {% endmacro %}
-        """
-    )
-
-    def __init__(self, config: dict[str, Any]) -> None:
-        super().__init__()
-        self._name = "ResidentControls"
-        self.config = config
-        self.css = _CSS
-        self.panel = _PANEL.format(
-            kinds="".join(
-                _KIND_CHIP.format(kind=k, label=label, icon=icon) for k, label, _one, icon in KINDS
-            )
-        )
-        self.js = _JS.read_text(encoding="utf-8")
-
-
-NO_TILES = BaseMap()
-
 
 def render_resident_map(
     centre: tuple[float, float] | None,
@@ -154,19 +115,8 @@ def render_resident_map(
     (None: no city data; the resident then taps the map). ``outlines`` are WGS84 areas
     drawn faintly for orientation, which matters when there is no base map.
     """
-    if base.crs not in DISPLAY_CRS:
-        raise ValueError(f"the residents' page draws on wgs84 or gcj02 tiles, not {base.crs!r}")
     start = _display(centre, base) if centre else (0.0, 0.0)
-    m = folium.Map(
-        location=(start[1], start[0]),
-        zoom_start=14 if centre else 2,
-        tiles=None,
-        max_zoom=19,
-        control_scale=True,
-        zoom_control="bottomright",
-    )
-    if base.tile_url:
-        folium.TileLayer(base.tile_url, attr=base.attribution or " ", name="base map").add_to(m)
+    m = new_map(base, icons=True, location=(start[1], start[0]), zoom_start=14 if centre else 2, zoom_control="bottomright")
     if outlines is not None and not outlines.empty:
         _outline_layer(outlines, base).add_to(m)
     config = {
@@ -177,10 +127,9 @@ def render_resident_map(
         "display_crs": base.crs,
         "kinds": {k: {"one": one, "icon": icon} for k, _label, one, icon in KINDS},
     }
-    _ResidentControls(config).add_to(m)
-    m.get_root().header.add_child(folium.Element(f"<title>{title}</title>"))
-    use_local_assets(m)
-    return m.get_root().render()
+    panel = _PANEL.format(kinds="".join(_KIND_CHIP.format(kind=k, label=label, icon=icon) for k, label, _one, icon in KINDS))
+    PageControls("gridmapResident", ["gcj02.js", "resident.js"], config, css=_CSS, panel=panel).add_to(m)
+    return page_html(m, title)
 
 
 def _display(point: tuple[float, float], base: BaseMap) -> tuple[float, float]:

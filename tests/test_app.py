@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from collections.abc import Iterator
 
@@ -70,16 +69,25 @@ def test_bad_parameters_get_a_problem_response(client: TestClient, path: str, fr
     assert fragment in response.json()["detail"]
 
 
-def test_city_page_uses_only_local_assets(client: TestClient) -> None:
+@pytest.mark.parametrize("path", ["/maps/planner", "/maps/dispatch", "/maps/resident"])
+def test_pages_use_only_local_assets_and_stay_small(client: TestClient, path: str) -> None:
     if not assets_built():
         message = "map assets not built: run `make assets`"
         pytest.fail(message) if IN_CI else pytest.skip(message)
-    page = client.get("/")
+    page = client.get(path)
     assert page.status_code == 200
-    urls = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    # Only the page's own tags: the scripts build popup links (href="${...}") at run time.
+    tags = re.findall(r'<(?:script|link|img)\b[^>]*\b(?:src|href)="([^"]+)"', page.text)
+    urls = [u for u in tags if u != "data:,"]
     assert urls, "the page links no assets at all"
     for url in urls:
         assert url.startswith("/static/vendor/"), f"{url} is not served by the app"
         assert client.get(url).status_code == 200, url
-    # The grids are on the map (folium writes GeoJSON with \u escapes).
-    assert "第1网格" in page.text or json.dumps("第1网格") in page.text
+    # No data is embedded: the pages fetch it, so their size does not grow with the city.
+    assert len(page.content) < 100_000
+
+
+def test_home_is_the_planners_map(client: TestClient) -> None:
+    response = client.get("/", follow_redirects=False)
+    assert response.status_code in (302, 307)
+    assert response.headers["location"] == "/maps/planner"

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
+from sqlalchemy.orm import Session
 
 from api.deps import SessionDep
 from api.errors import BadRequest
 from data.importer import today
+from data.places import area_sizes_km2, fault_features, layer_versions, search_places
 from data.repository import areas_frame
+from data.tiles import LAYERS, tile_source
 from geo.areas import LAYER_ALIASES, LEVELS
+
+PLURALS = {level: plural for plural, level in LAYER_ALIASES.items()}
 
 router = APIRouter(prefix="/api/v1", tags=["areas"])
 
@@ -48,4 +54,56 @@ def area_layer(
     frame = areas_frame(session, name, at or today(), parse_bbox(bbox))
     body = json.loads(frame.to_json(drop_id=True)) if not frame.empty else {"type": "FeatureCollection", "features": []}
     body["numberReturned"] = len(frame)
+    return Response(json.dumps(body, ensure_ascii=False), media_type="application/geo+json")
+
+
+# --- for the map pages: small answers, never whole layers -----------------------------------
+
+
+def _derived(request: Request, session: Session, level: str, on: dt.date, what: str, build: Callable[[], Any]) -> Any:
+    """A figure derived from a layer, kept per layer version and content stamp (as tiles are)."""
+    source = tile_source(session, LAYERS[PLURALS[level]], on)
+    cache: dict[tuple[str, str, int | None, str], Any] = request.app.state.__dict__.setdefault("derived_cache", {})
+    key = (what, level, source.version_id, source.stamp)
+    if key not in cache:
+        if len(cache) > 32:  # old versions' entries are never asked for again
+            cache.clear()
+        cache[key] = build()
+    return cache[key]
+
+
+def area_sizes(request: Request, session: Session, level: str, on: dt.date) -> dict[str, float]:
+    return _derived(request, session, level, on, "sizes", lambda: area_sizes_km2(session, level, on))
+
+
+@router.get("/search")
+def search(
+    session: SessionDep,
+    q: Annotated[str, Query(min_length=1, max_length=100, description="A code (or its start) or part of a name")],
+    at: Annotated[dt.date | None, Query(description="Areas of the versions in force on this date")] = None,
+    limit: Annotated[int, Query(ge=1, le=50)] = 10,
+) -> dict[str, Any]:
+    """Grids, communities, sub-districts, districts and compounds by code or name, with boxes to zoom to."""
+    places = search_places(session, q, at or today(), limit)
+    return {"q": q, "numberReturned": len(places), "places": [p.as_dict() for p in places]}
+
+
+@router.get("/areas/{level}/versions")
+def versions(level: str, session: SessionDep) -> dict[str, Any]:
+    """The dated versions of a level's boundaries, oldest first (use a date with ``at=``)."""
+    name = LAYER_ALIASES.get(level, level)
+    if name not in LEVELS:
+        raise BadRequest(f"unknown level {level!r}: use one of {', '.join(LEVELS)}")
+    return {"level": name, "versions": layer_versions(session, name)}
+
+
+@router.get("/coverage/faults")
+def faults(
+    request: Request, session: SessionDep,
+    at: Annotated[dt.date | None, Query(description="Check the grid version in force on this date")] = None,
+) -> Response:
+    """The grid coverage check as GeoJSON: overlaps, gaps and grids outside their community."""
+    on = at or today()
+    features = _derived(request, session, "grid", on, "faults", lambda: fault_features(session, on))
+    body = {"type": "FeatureCollection", "numberReturned": len(features), "features": features}
     return Response(json.dumps(body, ensure_ascii=False), media_type="application/geo+json")

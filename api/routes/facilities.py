@@ -10,13 +10,17 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
+from sqlalchemy import func, select
 
 from api.deps import SessionDep, SettingsDep
 from api.errors import BadRequest
+from api.routes.areas import parse_bbox
 from api.routes.locate import API_CRS, check_range
 from api.security import CurrentStaff
 from data import cases
 from data.facilities import MAX_RADIUS_M, NearbyQuery, nearby, record_occupancy
+from data.models import Facility
+from data.repository import dialect_for
 from geo.crs import parse_crs, to_wgs84_xy
 
 router = APIRouter(prefix="/api/v1/facilities", tags=["facilities"])
@@ -59,6 +63,39 @@ def find_nearby(
         "numberReturned": len(items),
         "open_at": query.at.isoformat(),
     }
+    return Response(json.dumps(body, ensure_ascii=False), media_type="application/geo+json")
+
+
+FACILITY_FIELDS = ["code", "kind", "name", "operator", "access", "capacity", "shared_spaces", "fee", "opening_hours"]
+
+
+@router.get("")
+def list_facilities(
+    session: SessionDep,
+    bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat (WGS84)")] = None,
+    kind: Annotated[list[str] | None, Query(description="car_park, sports_ground, toilet (repeatable)")] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 5_000,
+) -> Response:
+    """Facilities as GeoJSON points (a polygon's representative point), for planners' maps.
+
+    The opening hours are the OSM expression as stored; ``/nearby`` answers whether a
+    place is open at a time.
+    """
+    table = Facility.__table__
+    query = select(table.c.id, *(table.c[c] for c in FACILITY_FIELDS),
+                   func.ST_X(func.ST_PointOnSurface(table.c.geom)), func.ST_Y(func.ST_PointOnSurface(table.c.geom)))
+    box = parse_bbox(bbox)
+    if box is not None:
+        query = query.where(dialect_for(session).bbox_filter(table, box))
+    if kind:
+        query = query.where(table.c.kind.in_(kind))
+    rows = session.execute(query.order_by(table.c.code).limit(limit)).all()
+    features = [
+        {"type": "Feature", "id": row[0], "geometry": {"type": "Point", "coordinates": [row[-2], row[-1]]},
+         "properties": dict(zip(FACILITY_FIELDS, row[1:-2], strict=True))}
+        for row in rows
+    ]
+    body = {"type": "FeatureCollection", "features": features, "numberReturned": len(features)}
     return Response(json.dumps(body, ensure_ascii=False), media_type="application/geo+json")
 
 

@@ -14,12 +14,14 @@ from sqlalchemy import and_, func, or_, select
 from api.deps import SessionDep, SettingsDep
 from api.errors import BadRequest
 from api.media import MediaRejected, read_media, store_media
+from api.routes.areas import area_sizes, parse_bbox
 from api.routes.locate import API_CRS, cached_assigner
 from api.security import CurrentStaff, rate_limit_reports
 from data import cases
 from data.cases import CaseError, Report, Staff
+from data.clusters import issue_clusters
 from data.importer import today
-from data.models import Issue, IssueEvent
+from data.models import Category, Department, Issue, IssueEvent
 from data.repository import dialect_for
 from geo.crs import parse_crs, to_wgs84_xy
 from geo.issues import OPEN_STATUSES, STATUSES
@@ -58,6 +60,18 @@ def issue_properties(issue: Issue, staff: Staff | None, now: dt.datetime) -> dic
         props["reporter_contact"] = issue.reporter_contact
         props["allowed_actions"] = allowed_actions(issue.status, staff.role)
     return props
+
+
+SHANGHAI = dt.timezone(dt.timedelta(hours=8))
+
+
+def reported_window(since: dt.date | None, until: dt.date | None) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """Report dates (inclusive, as people in the city say them) as a half-open UTC-aware window."""
+    if since and until and until < since:
+        raise BadRequest(f"the period ends ({until}) before it starts ({since}): swap from and to")
+    start = dt.datetime.combine(since, dt.time(), SHANGHAI) if since else None
+    end = dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), SHANGHAI) if until else None
+    return start, end
 
 
 def is_overdue(issue: Issue, now: dt.datetime) -> bool:
@@ -213,14 +227,21 @@ def clusters(
     status: Annotated[list[str] | None, Query()] = None,
     category: Annotated[list[str] | None, Query()] = None,
     department: Annotated[str | None, Query()] = None,
+    since: Annotated[dt.date | None, Query(alias="from", description="Reported on or after (Asia/Shanghai date)")] = None,
+    until: Annotated[dt.date | None, Query(alias="to", description="Reported on or before")] = None,
 ) -> Response:
-    """Issues clustered on the server for the dispatch map: GeoJSON points with counts."""
-    from api.routes.areas import parse_bbox
-    from data.clusters import issue_clusters
+    """Issues clustered on the server for the maps: GeoJSON points with counts per status.
 
+    Cells are about 60 screen pixels at ``zoom``; each cluster carries its cell's ``bbox``,
+    so ``GET /api/v1/issues?bbox=...`` with the same filters lists its issues.
+    """
     box = parse_bbox(bbox)
     assert box is not None
-    found = issue_clusters(session, box, zoom, cases.utcnow(), status, category, department)
+    start, end = reported_window(since, until)
+    try:
+        found = issue_clusters(session, box, zoom, cases.utcnow(), status, category, department, start, end)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
     body = {"type": "FeatureCollection", "numberReturned": len(found), "features": [
         {"type": "Feature", "geometry": {"type": "Point", "coordinates": [c["lon"], c["lat"]]}, "properties": c}
         for c in found]}
@@ -260,8 +281,6 @@ def list_issues(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Response:
     """Issues as a GeoJSON FeatureCollection, filtered and paged."""
-    from api.routes.areas import parse_bbox
-
     conditions: list[Any] = []
     box = parse_bbox(bbox)
     if box is not None:
@@ -285,11 +304,11 @@ def list_issues(
                     or_(and_(Issue.status == "closed", Issue.closed_at > Issue.due_at),
                         and_(Issue.status != "closed", Issue.due_at < now)))
         conditions.append(late if overdue else ~late)
-    shanghai = dt.timezone(dt.timedelta(hours=8))
-    if since:
-        conditions.append(Issue.created_at >= dt.datetime.combine(since, dt.time(), shanghai))
-    if until:
-        conditions.append(Issue.created_at < dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), shanghai))
+    start, end = reported_window(since, until)
+    if start:
+        conditions.append(Issue.created_at >= start)
+    if end:
+        conditions.append(Issue.created_at < end)
     where = and_(*conditions) if conditions else and_(True)
     total = session.scalar(select(func.count()).select_from(Issue).where(where)) or 0
     rows = session.execute(
@@ -310,23 +329,54 @@ def list_issues(
 
 @router.get("/stats")
 def stats(
+    request: Request,
     session: SessionDep, level: Annotated[str, Query(description="grid, community, subdistrict, district or department")],
     since: Annotated[dt.date | None, Query(alias="from")] = None,
     until: Annotated[dt.date | None, Query(alias="to")] = None,
 ) -> dict[str, Any]:
-    """The evaluation figures per area or department (综合评价)."""
+    """The evaluation figures per area or department (综合评价).
+
+    For an area level, each item also has the area's ``area_km2`` (the version in force
+    today) and ``density_per_km2``, reports received per km² in the period.
+    """
     if level not in STAT_LEVELS:
         raise BadRequest(f"unknown level {level!r}: use one of {', '.join(STAT_LEVELS)}")
     column = "department_code" if level == "department" else f"{level}_code"
-    shanghai = dt.timezone(dt.timedelta(hours=8))
     query = select(getattr(Issue, column), Issue.status, Issue.created_at, Issue.closed_at, Issue.due_at, Issue.satisfaction)
-    if since:
-        query = query.where(Issue.created_at >= dt.datetime.combine(since, dt.time(), shanghai))
-    if until:
-        query = query.where(Issue.created_at < dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), shanghai))
+    start, end = reported_window(since, until)
+    if start:
+        query = query.where(Issue.created_at >= start)
+    if end:
+        query = query.where(Issue.created_at < end)
     rows = session.execute(query).all()
-    return {"level": level, "open_statuses": sorted(OPEN_STATUSES),
-            "items": issue_stats(rows, cases.utcnow())}
+    items = issue_stats(rows, cases.utcnow())
+    if level != "department":
+        sizes = area_sizes(request, session, level, today())
+        for item in items:
+            km2 = sizes.get(item["key"])
+            item["area_km2"] = round(km2, 4) if km2 else None
+            item["density_per_km2"] = round(item["received"] / km2, 2) if km2 else None
+    return {"level": level, "open_statuses": sorted(OPEN_STATUSES), "items": items}
+
+
+# --- reference lists (the dispatch map's filters) ------------------------------------------
+
+
+@router.get("/categories")
+def list_categories(session: SessionDep) -> dict[str, Any]:
+    """Issue categories with their time limits (the same list as Open311's services)."""
+    rows = session.scalars(select(Category).order_by(Category.group, Category.code))
+    return {"categories": [
+        {"code": c.code, "name": c.name, "group": c.group, "time_limit_hours": c.time_limit_hours,
+         "working_hours": c.working_hours, "department_kind": c.department_kind} for c in rows]}
+
+
+@router.get("/departments")
+def list_departments(session: SessionDep) -> dict[str, Any]:
+    """The departments cases are routed to, by code."""
+    rows = session.scalars(select(Department).order_by(Department.code))
+    return {"departments": [
+        {"code": d.code, "name": d.name, "kind": d.kind, "area_code": d.area_code} for d in rows]}
 
 
 # --- routing rules -------------------------------------------------------------------------

@@ -10,8 +10,8 @@ from api.deps import SessionDep, SettingsDep
 from data.importer import today
 from data.models import Facility
 from data.repository import areas_frame, table_frame
-from maps.city import BaseMap
 from maps.resident import ResidentOptions, render_resident_map
+from maps.shell import BaseMap
 
 router = APIRouter(tags=["pages"])
 
@@ -19,12 +19,14 @@ router = APIRouter(tags=["pages"])
 @router.get("/maps/resident", response_class=HTMLResponse)
 def resident_map(request: Request, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
     """A phone-first map; the browser asks the nearby API for the markers."""
-    on = today()
-    outlines = areas_frame(session, "subdistrict", on)
     base = BaseMap(settings.tile_url, settings.tile_attribution, settings.tile_crs)
     # The API's path from the app, so that a moved API route breaks here, not in a browser.
-    options = ResidentOptions(api_url=request.app.url_path_for("find_nearby"))
-    return HTMLResponse(render_resident_map(city_centre(session), base, outlines, options))
+    return HTMLResponse(resident_html(session, base, request.app.url_path_for("find_nearby")))
+
+
+def resident_html(session: Session, base: BaseMap, api_url: str) -> str:
+    outlines = areas_frame(session, "subdistrict", today())
+    return render_resident_map(city_centre(session), base, outlines, ResidentOptions(api_url=api_url))
 
 
 def city_centre(session: Session) -> tuple[float, float] | None:

@@ -23,6 +23,7 @@ from data.tiles import (
     LAYERS,
     MAX_ZOOM,
     MEDIA_TYPE,
+    TILE_CRS,
     Tile,
     TileAddressError,
     TileCache,
@@ -53,6 +54,12 @@ AtQuery = Annotated[
           "Compounds have no versions and ignore it."),
 ]
 
+CrsQuery = Annotated[
+    str,
+    Query(description="The system to draw in: wgs84 (OSM-style base maps) or gcj02 "
+          "(AMap/Gaode and Tencent base maps, so that the overlay lines up)"),
+]
+
 _cache_lock = threading.Lock()
 
 
@@ -80,12 +87,12 @@ def _not_modified(request: Request, etag: str) -> bool:
     return "*" in tags or etag in tags
 
 
-def _cached_render(app: FastAPI, session: Session, source: TileSource, tile: Tile) -> bytes:
+def _cached_render(app: FastAPI, session: Session, source: TileSource, tile: Tile, crs: str) -> bytes:
     cache = tile_cache(app)
-    key = cache_key(source, tile)
+    key = cache_key(source, tile, crs)
     data = cache.get(key)
     if data is None:  # b"" is a cached empty tile
-        data = render_tile(session, source, tile)
+        data = render_tile(session, source, tile, crs)
         cache.put(key, data)
     return data
 
@@ -102,21 +109,25 @@ def _cached_render(app: FastAPI, session: Session, source: TileSource, tile: Til
     },
 )
 def vector_tile(
-    layer: str, z: int, x: int, y: int, request: Request, session: SessionDep, at: AtQuery = None
+    layer: str, z: int, x: int, y: int, request: Request, session: SessionDep, at: AtQuery = None,
+    crs: CrsQuery = "wgs84",
 ) -> Response:
     """One Mapbox Vector Tile (extent 4096, buffer 64) of a polygon layer."""
     tile_layer = LAYERS.get(layer)
     if tile_layer is None:
         return _unknown_layer(layer)
+    if crs not in TILE_CRS:
+        raise BadRequest(f"unknown crs {crs!r}: use {' or '.join(TILE_CRS)}")
     try:
         tile = Tile.checked(z, x, y)
     except TileAddressError as exc:
         raise BadRequest(str(exc)) from None
     source = tile_source(session, tile_layer, at or today())
-    headers = {"ETag": source.etag, "Cache-Control": CACHE_CONTROL}
-    if _not_modified(request, source.etag):
+    etag = source.etag if crs == "wgs84" else source.etag[:-1] + f'-{crs}"'
+    headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL}
+    if _not_modified(request, etag):
         return Response(status_code=304, headers=headers)
-    data = _cached_render(request.app, session, source, tile)
+    data = _cached_render(request.app, session, source, tile, crs)
     if not data:
         return Response(status_code=204, headers=headers)
     return Response(data, media_type=MEDIA_TYPE, headers=headers)
