@@ -119,7 +119,8 @@ _CSS = """
 .gm-legend i { display: inline-block; width: 14px; height: 12px; margin-right: 5px; vertical-align: -1px;
   border: 1px solid rgba(0,0,0,.2); }
 .gm-legend b { display: block; margin-bottom: 3px; }
-#planner-swipe { position: absolute; left: 0; right: 0; bottom: 32px; z-index: 1000; padding: 0 12px; }
+#planner-swipe { position: absolute; left: 400px; right: 250px; top: 14px; z-index: 1000; padding: 6px 10px;
+  background: rgba(255,255,255,.9); border-radius: 6px; box-shadow: 0 1px 5px rgba(0,0,0,.3); }
 #planner-swipe input { width: 100%; }
 .gm-divider { position: absolute; top: 0; bottom: 0; width: 3px; margin-left: -1px; background: #222;
   z-index: 999; pointer-events: none; }

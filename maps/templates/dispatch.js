@@ -113,6 +113,8 @@ function gridmapDispatch(map, cfg) {
 
   let seq = 0;
   let loads = 0;
+  let tilesReady = false; // "ready" means the whole first view is drawn, boundaries included
+  const done = () => (tilesReady ? "ready" : "drawing");
   let shown = [];
   async function refresh() {
     const mine = ++seq;
@@ -121,7 +123,7 @@ function gridmapDispatch(map, cfg) {
     if (!f.status.length) {
       markers.clearLayers();
       shown = [];
-      panel.dataset.status = "ready";
+      panel.dataset.status = done();
       say("Pick at least one status");
       return;
     }
@@ -139,7 +141,7 @@ function gridmapDispatch(map, cfg) {
       const overdue = shown.reduce((n, p) => n + p.overdue, 0);
       loads += 1;
       panel.dataset.loads = String(loads);
-      panel.dataset.status = "ready";
+      panel.dataset.status = done();
       const time = new Date().toLocaleTimeString("zh-CN", { timeZone: "Asia/Shanghai", hour12: false });
       say(`${total} cases in view, <span style="color:${cfg.overdue_colour}">${overdue} overdue</span> · updated ${time}`);
     } catch (e) {
@@ -160,5 +162,7 @@ function gridmapDispatch(map, cfg) {
     subdistricts.addTo(map);
     try { await loadChoices(); } catch (e) { say(`Could not load the filters: ${G.esc(e.message)}`); }
     await Promise.all([G.loaded(grids), G.loaded(subdistricts), refresh()]);
+    tilesReady = true;
+    if (panel.dataset.status === "drawing") panel.dataset.status = "ready";
   })();
 }
