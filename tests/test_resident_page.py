@@ -14,11 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -26,101 +22,44 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import numpy as np
 import pytest
-import uvicorn
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, update
 
 from api.app import create_app
-from api.routes import resident_page
 from data.demo import load_demo_city
 from data.models import Facility
 from data.settings import Settings
 from geo.crs import wgs84_to_gcj02
-from maps.local_assets import assets_built
-from tests.conftest import IN_CI
+from tests.browser import (
+    LiveServer,
+    Watch,
+    chromium,
+    live_server,
+    require_assets,
+    screenshot,
+    watched_page,
+)
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 # Inside the demo city (Wuzhou), with a few dozen facilities within the page's 2 km.
 HOME = {"longitude": 111.2790, "latitude": 23.4660}
 PHONE = {"width": 375, "height": 667}
 MARKERS = ".leaflet-marker-pane .fac"
 
 
-def _unavailable(message: str) -> None:
-    if IN_CI:
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-def _app(settings: Settings) -> FastAPI:
-    app = create_app(settings)
-    # The lead wires the router into api/app.py; until then the test does it.
-    if not any(getattr(r, "path", None) == "/maps/resident" for r in app.routes):
-        app.include_router(resident_page.router)
-    return app
-
-
-@dataclass
-class LiveServer:
-    url: str
-    app: FastAPI
-
-
 @pytest.fixture
 def server(engine: Engine, database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
     """The app with the demo city, served by uvicorn in a thread on a free port."""
-    if not assets_built():
-        _unavailable("map assets not built: run `make assets`")
+    require_assets()
     load_demo_city(engine)
-    app = _app(Settings(database_url=database_url, data_dir=tmp_path, escalate_every_seconds=0))
-    # Binding port 0 ourselves and handing uvicorn the socket leaves no window in which
-    # another process could take the port.
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    uv = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not uv.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    yield LiveServer(f"http://127.0.0.1:{sock.getsockname()[1]}", app)
-    uv.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    settings = Settings(database_url=database_url, data_dir=tmp_path, escalate_every_seconds=0)
+    with live_server(create_app(settings)) as live:
+        yield live
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        _unavailable(f"no browser at {CHROMIUM} (apt-get install -y chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable(
-            "playwright is not installed (pip install playwright; never `playwright install`)"
-        )
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+    with chromium() as browser:
         yield browser
-        browser.close()
-
-
-@dataclass
-class Watch:
-    """What a page did that it must not: leave 127.0.0.1, log errors, fail requests."""
-
-    outside: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-
-    def assert_clean(self) -> None:
-        assert self.outside == [], f"requests left 127.0.0.1: {self.outside}"
-        assert self.errors == [], f"console errors: {self.errors}"
-        assert self.failed == [], f"failed requests: {self.failed}"
 
 
 Opener = Callable[..., tuple[Any, Watch]]
@@ -146,24 +85,7 @@ def phone(browser: Any, server: LiveServer) -> Iterator[Opener]:
             permissions=["geolocation"] if geolocation else [],
         )
         contexts.append(context)
-        watch = Watch()
-
-        def guard(route: Any) -> None:
-            if urlsplit(route.request.url).hostname == "127.0.0.1":
-                route.continue_()
-            else:
-                watch.outside.append(route.request.url)
-                route.abort()
-
-        context.route("**/*", guard)
-        page = context.new_page()
-        page.on("console", lambda m: watch.errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: watch.errors.append(str(e)))
-        page.on("requestfailed", lambda r: watch.failed.append(f"{r.url} {r.failure}"))
-        page.on(
-            "response",
-            lambda r: watch.failed.append(f"{r.url} {r.status}") if r.status >= 400 else None,
-        )
+        page, watch = watched_page(context)
         page.goto(f"{server.url}/maps/resident")
         return page, watch
 
@@ -369,8 +291,7 @@ def test_resident_page_on_a_phone(
     page.wait_for_function(
         "getComputedStyle(document.querySelector('.leaflet-popup')).opacity === '1'"
     )
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"resident-{backend}.png"))
+    screenshot(page, f"resident-{backend}")
 
     # "Now" goes back to the server's current time; "Locate me" asks the browser again.
     loads = _loads(page)
@@ -483,10 +404,9 @@ def test_page_html_links_only_local_assets(
     engine: Engine, database_url: str, tmp_path: Path
 ) -> None:
     """No browser needed: an empty database still gives a working, phone-ready page."""
-    if not assets_built():
-        _unavailable("map assets not built: run `make assets`")
+    require_assets()
     with TestClient(
-        _app(Settings(database_url=database_url, data_dir=tmp_path, escalate_every_seconds=0))
+        create_app(Settings(database_url=database_url, data_dir=tmp_path, escalate_every_seconds=0))
     ) as client:
         page = client.get("/maps/resident")
     assert page.status_code == 200
