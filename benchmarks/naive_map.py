@@ -1,11 +1,11 @@
-"""The first page: the city's areas, compounds and facilities on one folium map.
+"""The naive city page: every feature embedded in the HTML as GeoJSON, folium's default.
 
-Takes plain GeoDataFrames (WGS84) and returns HTML; it never touches the database.
+This was gridmap's first page. It is kept as the peer that benchmarks/maps.py measures
+the tiled pages against: at city scale it is tens of megabytes and slow to draw, which is
+why the served pages fetch tiles and clusters instead.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import folium
 import geopandas as gpd
@@ -13,6 +13,7 @@ import numpy as np
 
 from geo.crs import geometry_from_wgs84
 from maps.local_assets import use_local_assets
+from maps.shell import NO_TILES, BaseMap
 
 # Outline colour and weight per level: coarser levels drawn bolder, so that the nesting
 # reads at a glance.
@@ -23,15 +24,6 @@ LEVEL_STYLE: dict[str, tuple[str, float, str]] = {
     "grid": ("#8d99ae", 0.7, "网格 grids"),
 }
 FACILITY_COLOURS = {"car_park": "blue", "sports_ground": "green", "toilet": "purple"}
-
-
-@dataclass(frozen=True)
-class BaseMap:
-    """The tile layer under the overlays; none by default (intranets may have no tiles)."""
-
-    tile_url: str | None = None
-    attribution: str = ""
-    crs: str = "wgs84"  # 'gcj02' when the tiles are AMap/Gaode or Tencent
 
 
 def _shifted(frame: gpd.GeoDataFrame, base: BaseMap) -> gpd.GeoDataFrame:
@@ -46,8 +38,9 @@ def render_city_map(
     areas: dict[str, gpd.GeoDataFrame],
     compounds: gpd.GeoDataFrame | None = None,
     facilities: gpd.GeoDataFrame | None = None,
-    base: BaseMap = BaseMap(),
+    base: BaseMap = NO_TILES,
     title: str = "gridmap",
+    points: dict[str, gpd.GeoDataFrame] | None = None,
 ) -> str:
     """A full HTML page with one toggleable layer per level, compounds and facilities."""
     bounds = _bounds([f for f in areas.values() if not f.empty])
@@ -63,6 +56,12 @@ def render_city_map(
         _area_layer(_shifted(compounds, base), "#e76f51", 1.0, "小区 compounds", fill=0.25).add_to(m)
     if facilities is not None and not facilities.empty:
         _facility_layers(_shifted(facilities, base), m)
+    for label, frame in (points or {}).items():
+        frame = frame[frame.geometry.notna()]
+        group = folium.FeatureGroup(name=label)
+        folium.GeoJson(frame[["code", "name", "geometry"]], marker=folium.CircleMarker(radius=3),
+                       tooltip=folium.GeoJsonTooltip(fields=["code", "name"])).add_to(group)
+        group.add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
     if bounds is not None:
         m.fit_bounds(bounds)

@@ -29,7 +29,14 @@ from data.models import Area, Facility, Issue
 from data.repository import add_version, areas, insert_rows, version_in_force
 from data.settings import Settings
 from geo.issues import OPEN_STATUSES
-from tests.browser import LiveServer, chromium, live_server, require_assets, screenshot, watched_page
+from tests.browser import (
+    LiveServer,
+    chromium,
+    live_server,
+    require_assets,
+    screenshot,
+    watched_page,
+)
 
 DESKTOP = {"width": 1280, "height": 800}
 SECOND_VERSION = dt.date(2026, 6, 1)  # after the demo's 2026-01-01, before any test day
