@@ -367,3 +367,22 @@ def test_reloaded_compounds_change_etag(fresh_client: TestClient, engine: Engine
     after = fresh_client.get(path)
     assert after.headers["etag"] != before.headers["etag"]
     assert after.content != before.content
+
+
+def test_gcj02_tiles_draw_the_shifted_features(client: TestClient) -> None:
+    """For AMap/Gaode or Tencent base maps: the same layer, moved into GCJ-02."""
+    from geo.crs import geometry_from_wgs84
+
+    frame = layer_frame(client.app, "grids")  # type: ignore[arg-type]
+    shifted = frame.set_geometry(list(geometry_from_wgs84(frame.geometry.values, "gcj02")), crs=frame.crs)
+    for z, x, y in TILES[1:4]:
+        codes = tile_codes(client, "grids", z, x, y, crs="gcj02", **AT)
+        wanted, slivers = expected_codes(shifted, z, x, y)
+        assert wanted - slivers <= codes <= wanted
+    # The shift is some 300-600 m here: the GCJ-02 tile is not the WGS84 one.
+    z, x, y = TILES[2]
+    plain = client.get(f"/tiles/grids/{z}/{x}/{y}.mvt", params=AT)
+    moved = client.get(f"/tiles/grids/{z}/{x}/{y}.mvt", params={**AT, "crs": "gcj02"})
+    assert plain.content != moved.content and plain.headers["etag"] != moved.headers["etag"]
+    bad = client.get(f"/tiles/grids/{z}/{x}/{y}.mvt", params={"crs": "bd09"})
+    assert bad.status_code == 422 and "wgs84 or gcj02" in bad.json()["detail"]
