@@ -74,6 +74,28 @@ def city(engine: Engine, database_url: str, tmp_path: Path) -> Iterator[tuple[Li
         yield server, engine
 
 
+# A 1x1 grey PNG: the base tiles' content does not matter, only that they are asked for.
+PIXEL = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
+    "0000000d49444154789c6360606060000000050001a5f645400000000049454e44ae426082"
+)
+
+
+@pytest.fixture
+def gcj_city(engine: Engine, database_url: str, tmp_path: Path) -> Iterator[tuple[LiveServer, Engine]]:
+    """The demo city under a GCJ-02 base map (as AMap/Gaode or Tencent tiles are), served locally."""
+    from fastapi import Response
+
+    require_assets()
+    load_demo_city(engine)
+    settings = Settings(database_url=database_url, data_dir=tmp_path, escalate_every_seconds=0,
+                        tile_url="/basetiles/{z}/{x}/{y}.png", tile_attribution="test tiles", tile_crs="gcj02")
+    app = create_app(settings)
+    app.add_api_route("/basetiles/{z}/{x}/{y}.png", lambda z, x, y: Response(PIXEL, media_type="image/png"))
+    with live_server(app) as server:
+        yield server, engine
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     with chromium() as b:
@@ -257,5 +279,44 @@ def test_standalone_copy_works_from_a_file(city: tuple[LiveServer, Engine], brow
         assert page.evaluate("gridmapPlannerPage.rendered('grids').size") == grids_now
     elif name == "dispatch":
         assert page.evaluate("gridmapDispatchPage.clusters().length") > 0
+    watch.assert_clean()
+    context.close()
+
+
+def test_overlays_line_up_with_a_gcj02_base_map(gcj_city: tuple[LiveServer, Engine], browser: Any) -> None:
+    from geo.crs import wgs84_to_gcj02
+
+    server, engine = gcj_city
+    context, page, watch = _open(browser, f"{server.url}/maps/planner", "planner-panel")
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    with session_factory(engine)() as session:
+        grid = areas(session, version_in_force(session, "grid", today()).id)[40]  # type: ignore[union-attr]
+    assert page.locator("img.leaflet-tile[src*='/basetiles/']").count() > 0
+    # A click where the grid is drawn on GCJ-02 tiles finds that grid: the shift is undone.
+    inside = grid.geom.representative_point()
+    x, y = (float(v) for v in wgs84_to_gcj02(inside.x, inside.y))
+    _click_at(page, x, y, "gridmapPlannerPage")
+    popup = page.wait_for_selector(".leaflet-popup-content .gm-popup")
+    assert grid.code in popup.inner_text()
+    assert any("/locate" in u and "crs=gcj02" in u for u in requests)
+    tiles = page.evaluate("gridmapPlannerPage.areaLayers.grids._url")
+    assert "crs=gcj02" in tiles
+    screenshot(page, "planner-gcj02")
+    watch.assert_clean()
+    context.close()
+
+    # The dispatch map puts each case where the GCJ-02 tiles show its place.
+    context, page, watch = _open(browser, f"{server.url}/maps/dispatch", "dispatch-panel")
+    with session_factory(engine)() as session:
+        issue_id, lon, lat = session.execute(select(Issue.id, func.ST_X(Issue.geom), func.ST_Y(Issue.geom)).where(
+            Issue.status.in_(sorted(OPEN_STATUSES)), Issue.geom.is_not(None)).order_by(Issue.id).limit(1)).one()
+    gx, gy = (float(v) for v in wgs84_to_gcj02(lon, lat))
+    loads = int(page.get_attribute("#dispatch-panel", "data-loads"))
+    page.evaluate(f"void gridmapDispatchPage.map.setView([{gy}, {gx}], 19)")
+    page.wait_for_function(f"Number(document.getElementById('dispatch-panel').dataset.loads) > {loads}"
+                           f" && gridmapDispatchPage.clusters().some(p => p.issue_id === {issue_id})")
+    distance = page.evaluate(f"Math.min(...gridmapDispatchPage.markers.getLayers().map(m => m.getLatLng().distanceTo([{gy}, {gx}])))")
+    assert distance < 0.5  # metres
     watch.assert_clean()
     context.close()
