@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         upgrade(engine)
         app.state.engine = engine
         app.state.sessions = session_factory(engine)
+        tiles.seed_in_background(app)
         task = None
         if settings.escalate_every_seconds:
             task = asyncio.create_task(_escalate_periodically(app, settings.escalate_every_seconds))

@@ -8,9 +8,12 @@ app with uvicorn and opens each page in Debian's Chromium, with every request of
 127.0.0.1 blocked. For each page it prints:
 
 - the HTML's size and the bytes the browser fetched until the map was drawn;
-- the time from navigation to "drawn": the page's panel saying data-status="ready"
+- the time from navigation to "interactive" (the map and its controls answer: pan, zoom,
+  search, filters) and to "drawn": the page's panel saying data-status="ready"
   (every visible tile loaded and coloured, or the clusters drawn); for the naive page,
   the load event (its script adds every embedded feature before it), plus a paint;
+- each twice: "cold", with no tile drawn yet, and "seeded", with the tiles to zoom 11 drawn
+  beforehand as `gridmap serve` does at start (read back from disk);
 - tile latency p50/p99 of the tiles the planner asked for, cold (cache emptied) and warm.
 
 The naive peer is benchmarks/naive_map.py: the areas of every level, the compounds, the
@@ -36,6 +39,7 @@ from sqlalchemy import func, select, text
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from api.app import create_app
+from api.routes import tiles as tile_routes
 from benchmarks.naive_map import render_city_map
 from data.db import make_engine, recreate_database, session_factory
 from data.demo import load_demo_city
@@ -44,6 +48,7 @@ from data.migrate import upgrade
 from data.models import Compound, Facility, Issue
 from data.repository import areas_frame, geom_column, load_geom, table_frame
 from data.settings import Settings
+from data.tiles import seed_tiles
 from geo.areas import LEVELS
 from tests.browser import chromium, live_server, watched_page
 
@@ -86,21 +91,24 @@ def naive_page(url: str) -> str:
     return render_city_map(areas, compounds, facilities, points={"issues": issues}, title="naive")
 
 
-def draw(browser: Any, url: str, ready: str) -> dict[str, float]:
+def draw(browser: Any, url: str, ready: str, interactive: str) -> dict[str, float]:
     context = browser.new_context(viewport=VIEWPORT)
     page, watch = watched_page(context)
     fetched: list[int] = []
     page.on("requestfinished", lambda r: fetched.append((r.sizes() or {}).get("responseBodySize", 0)))
     started = time.perf_counter()
-    response = page.goto(url, timeout=120_000)
+    response = page.goto(url, timeout=120_000, wait_until="commit")
+    page.wait_for_function(interactive, timeout=120_000, polling=20)
+    responsive = time.perf_counter() - started
     page.wait_for_function(ready, timeout=120_000, polling=50)
     # Two animation frames: what was added has been painted.
     page.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
     elapsed = time.perf_counter() - started
-    html = len(response.body())
+    html = len(httpx.get(url, timeout=120).content)  # the inspector may not keep a big body
+    assert response is not None and response.ok
     watch.assert_clean()
     context.close()
-    return {"seconds": elapsed, "fetched": sum(fetched), "requests": len(fetched), "html": html}
+    return {"seconds": elapsed, "interactive": responsive, "fetched": sum(fetched), "requests": len(fetched), "html": html}
 
 
 def tile_paths(log: list[str]) -> list[str]:
@@ -140,25 +148,48 @@ def main() -> None:
     engine.dispose()
     data_dir = Path(f"/tmp/gridmap-bench-data-{args.scale}")
     shutil.rmtree(data_dir, ignore_errors=True)
-    app = create_app(Settings(database_url=url, data_dir=data_dir, escalate_every_seconds=0))
+    app = create_app(Settings(database_url=url, data_dir=data_dir, escalate_every_seconds=0, tile_seed_zoom=0))
     naive = naive_page(url)
     app.add_api_route("/naive", lambda: HTMLResponse(naive), include_in_schema=False)
     requested: list[str] = []
+    # (path, drawn, interactive): interactive is when the map and its controls answer the
+    # user (pan, zoom, search, filters), drawn when everything of the first view is on it.
     pages = {
-        "planner": ("/maps/planner", "document.getElementById('planner-panel').dataset.status === 'ready'"),
-        "dispatch": ("/maps/dispatch", "document.getElementById('dispatch-panel').dataset.status === 'ready'"),
-        # Its script adds every embedded feature before the load event; drawn after that.
-        "naive GeoJSON": ("/naive", "document.readyState === 'complete'"),
+        "planner": ("/maps/planner", "document.getElementById('planner-panel').dataset.status === 'ready'",
+                    "window.gridmapPlannerPage !== undefined"),
+        "dispatch": ("/maps/dispatch", "document.getElementById('dispatch-panel').dataset.status === 'ready'",
+                     "window.gridmapDispatchPage !== undefined"),
+        # Its script adds every embedded feature before the load event; both come after that.
+        "naive GeoJSON": ("/naive", "document.readyState === 'complete'", "document.readyState === 'complete'"),
     }
     print(f"scale {args.scale}, backend {args.backend}, {counts[Issue.__table__]:,} issues, Chromium {VIEWPORT['width']}x{VIEWPORT['height']}")
+    store = data_dir / "tiles"
+
+    def forget_tiles(keep_disk: bool) -> None:
+        if getattr(app.state, "tile_cache", None) is not None:
+            app.state.tile_cache.clear()
+        if not keep_disk:
+            shutil.rmtree(store, ignore_errors=True)
+
     with live_server(app) as server, chromium() as browser:
-        results: dict[str, list[dict[str, float]]] = {name: [] for name in pages}
-        for _round in range(args.rounds):
-            for name, (path, ready) in pages.items():
-                # Every round starts cold on the server too: no tile is cached yet.
-                if getattr(app.state, "tile_cache", None) is not None:
-                    app.state.tile_cache.clear()
-                results[name].append(draw(browser, server.url + path, ready))
+        results: dict[str, list[dict[str, float]]] = {}
+        # "cold": nothing drawn yet, every tile rendered on request (a server that has
+        # just imported a layer). "seeded": the tiles to zoom 11 drawn at start, as
+        # `gridmap serve` does, and read back from disk (memory cache emptied each round).
+        for mode in ("cold", "seeded"):
+            if mode == "seeded":
+                forget_tiles(keep_disk=False)
+                started = time.perf_counter()
+                with app.state.sessions() as session:
+                    drawn = seed_tiles(session, tile_routes.tile_cache(app), today(), 11)
+                print(f"seeding: {drawn} tiles to zoom 11 in {time.perf_counter() - started:.1f} s")
+            for _round in range(args.rounds):
+                for name, (path, ready, interactive) in pages.items():
+                    if name == "naive GeoJSON" and mode == "seeded":
+                        continue  # it has no tiles: once is enough
+                    forget_tiles(keep_disk=mode == "seeded")
+                    results.setdefault(f"{name} ({mode})" if name != "naive GeoJSON" else name, []).append(
+                        draw(browser, server.url + path, ready, interactive))
         # The tiles a planner asks for at the first view, timed one by one.
         context = browser.new_context(viewport=VIEWPORT)
         page = context.new_page()
@@ -166,12 +197,14 @@ def main() -> None:
         page.goto(server.url + "/maps/planner")
         page.wait_for_function(pages["planner"][1], timeout=120_000)
         context.close()
+        forget_tiles(keep_disk=False)
         latency = tile_latency(server.url, app, tile_paths(requested))
-    print(f"\n{'page':<16}{'HTML':>12}{'fetched':>12}{'requests':>10}{'drawn (median)':>16}{'runs':>26}")
+    print(f"\n{'page':<22}{'HTML':>10}{'fetched':>10}{'requests':>9}{'interactive':>13}{'drawn':>8}   drawn, each run")
     for name, runs in results.items():
-        seconds = [r["seconds"] for r in runs]
-        print(f"{name:<16}{runs[0]['html'] / 1024:>10,.0f} K{runs[0]['fetched'] / 1024:>10,.0f} K{runs[0]['requests']:>10}"
-              f"{statistics.median(seconds):>14.2f} s   {', '.join(f'{s:.2f}' for s in seconds):>22}")
+        drawn = [r["seconds"] for r in runs]
+        responsive = statistics.median(r["interactive"] for r in runs)
+        print(f"{name:<22}{runs[0]['html'] / 1024:>8,.0f} K{runs[0]['fetched'] / 1024:>8,.0f} K{runs[0]['requests']:>9}"
+              f"{responsive:>11.2f} s{statistics.median(drawn):>6.2f} s   {', '.join(f'{s:.2f}' for s in drawn)}")
     paths = tile_paths(requested)
     print(f"\ntiles of the planner's first view: {len(paths)}")
     for mode, (p50, p99) in latency.items():

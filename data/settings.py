@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     tile_attribution: str = ""
     # "wgs84" or "gcj02": GCJ-02 tiles (AMap/Gaode, Tencent) need overlays shifted to match.
     tile_crs: Literal["wgs84", "gcj02"] = "wgs84"
+    # At start, the server draws the area layers' tiles up to this zoom (and keeps them on
+    # disk per layer version), so that the maps' first views are ready; 0: never.
+    tile_seed_zoom: int = Field(11, ge=0, le=14)
     # Origins whose pages may read the API (GET only, no credentials): a map exported by
     # `gridmap render` is opened from a file or another server. "*" allows any.
     cors_origins: list[str] = ["*"]

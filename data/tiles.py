@@ -17,8 +17,10 @@ import hashlib
 import math
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import mapbox_vector_tile
@@ -231,28 +233,33 @@ def _render_python(session: Session, source: TileSource, tile: Tile, crs: str = 
         *_row_filter(table, source.version_id),
         dialect_for(session).bbox_filter(table, (minx, miny, maxx, maxy)),
     )
+    rows = session.execute(query).all()
+    if not rows:
+        return b""
+    shapes = np.array([load_geom(row[-1]) for row in rows], dtype=object)
+    if crs != "wgs84":
+        shapes = geometry_from_wgs84(shapes, crs)
+    geoms = tile_geometries(shapes, tile)
     features = []
-    for *values, wkb in session.execute(query):
-        shape = load_geom(wkb)
-        if crs != "wgs84" and shape is not None:
-            shape = geometry_from_wgs84(shape, crs)
-        geom = tile_geometry(shape, tile)
+    for row, geom in zip(rows, geoms, strict=True):
         if geom is not None:
             # MVT has no null: leave the attribute out, as ST_AsMVT does.
-            properties = {k: v for k, v in zip(layer.fields, values, strict=True) if v is not None}
+            properties = {k: v for k, v in zip(layer.fields, row[:-1], strict=True) if v is not None}
             features.append({"geometry": geom, "properties": properties})
     if not features:
         return b""
+    # Rings are already snapped to integers and oriented (below), so the encoder's own
+    # per-ring check, most of its time, would change nothing.
     return mapbox_vector_tile.encode(
         {"name": layer.name, "features": features},
-        default_options={"extents": EXTENT, "y_coord_down": True},
+        default_options={"extents": EXTENT, "y_coord_down": True, "check_winding_order": False},
     )
 
 
-def tile_geometry(geom: BaseGeometry | None, tile: Tile) -> BaseGeometry | None:
-    """A lon/lat polygon in integer tile units (y down), clipped to tile + buffer; None if nothing is left."""
-    if geom is None or geom.is_empty:
-        return None
+def tile_geometries(geoms: np.ndarray, tile: Tile) -> list[BaseGeometry | None]:
+    """Lon/lat polygons in integer tile units (y down), clipped to tile + buffer; None where
+    nothing is left. Each step runs over the whole array in GEOS: at city scale a low-zoom
+    tile holds thousands of grids, and a Python loop per polygon was most of its time."""
     minx, _, _, maxy = tile.mercator_bounds()
     scale = EXTENT / tile.size
 
@@ -261,14 +268,38 @@ def tile_geometry(geom: BaseGeometry | None, tile: Tile) -> BaseGeometry | None:
         y = np.log(np.tan(np.pi / 4 + np.radians(lonlat[:, 1]) / 2)) * _EARTH_RADIUS
         return np.column_stack([(x - minx) * scale, (maxy - y) * scale])
 
-    projected = shapely.transform(geom, to_units)
-    if not projected.is_valid:  # importers check shapes, but one bad row must not fail a tile
-        projected = shapely.make_valid(projected)
-    clipped = shapely.clip_by_rect(projected, -BUFFER, -BUFFER, EXTENT + BUFFER, EXTENT + BUFFER)
+    present = np.array([g is not None and not g.is_empty for g in geoms], dtype=bool)
+    out: np.ndarray = np.full(len(geoms), None, dtype=object)
+    if not present.any():
+        return list(out)
+    projected = shapely.transform(geoms[present], to_units)
+    invalid = ~shapely.is_valid(projected)
+    if invalid.any():  # importers check shapes, but one bad row must not fail a tile
+        projected[invalid] = shapely.make_valid(projected[invalid])
+    clipped = _polygonal_all(shapely.clip_by_rect(projected, -BUFFER, -BUFFER, EXTENT + BUFFER, EXTENT + BUFFER))
     # Snapping to the grid can fold a thin part onto itself; set_precision keeps the
     # output valid and drops what collapses, as ST_AsMVTGeom does.
-    snapped = _polygonal(shapely.set_precision(_polygonal(clipped), 1.0))
-    return None if snapped.is_empty or snapped.area == 0 else snapped
+    snapped = _polygonal_all(shapely.set_precision(clipped, 1.0))
+    kept = ~shapely.is_empty(snapped) & (shapely.area(snapped) > 0)
+    # MVT wants exterior rings clockwise on screen: with y down, that is a positive
+    # signed area, which GEOS calls counter-clockwise.
+    snapped[kept] = shapely.orient_polygons(snapped[kept], exterior_cw=False)
+    out[np.flatnonzero(present)[kept]] = snapped[kept]
+    return list(out)
+
+
+def tile_geometry(geom: BaseGeometry | None, tile: Tile) -> BaseGeometry | None:
+    """One polygon as ``tile_geometries`` draws it."""
+    return tile_geometries(np.array([geom], dtype=object), tile)[0]
+
+
+def _polygonal_all(geoms: np.ndarray) -> np.ndarray:
+    types = shapely.get_type_id(geoms)
+    mixed = (types != 3) & (types != 6)  # not Polygon or MultiPolygon
+    if mixed.any():
+        geoms = geoms.copy()
+        geoms[mixed] = [_polygonal(g) for g in geoms[mixed]]
+    return geoms
 
 
 def _polygonal(geom: BaseGeometry) -> BaseGeometry:
@@ -307,16 +338,50 @@ def cache_key(source: TileSource, tile: Tile, crs: str = "wgs84") -> TileKey:
     return (source.layer.name, source.version_id, source.stamp, crs, tile.z, tile.x, tile.y)
 
 
+class TileStore:
+    """Rendered tiles on disk, under a folder per layer version and content stamp.
+
+    A low-zoom tile of a city's 10,000 grids takes the better part of a second to draw
+    on SpatiaLite; kept on disk, it is drawn once per layer version, not once per start.
+    A new import makes a new stamp, hence a new folder; old folders are never read again.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, key: TileKey) -> Path:
+        layer, version, stamp, crs, z, x, y = key
+        return self.root / layer / f"{version or 0}-{stamp or 'empty'}" / crs / str(z) / str(x) / f"{y}.mvt"
+
+    def get(self, key: TileKey) -> bytes | None:
+        try:
+            return self.path(key).read_bytes()
+        except OSError:
+            return None
+
+    def put(self, key: TileKey, data: bytes) -> None:
+        path = self.path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Written aside and renamed: a reader never sees half a tile.
+            partial = path.with_name(f"{path.name}.{threading.get_ident()}.part")
+            partial.write_bytes(data)
+            partial.replace(path)
+        except OSError:
+            pass  # a full or read-only disk costs speed, never an answer
+
+
 class TileCache:
-    """A thread-safe LRU of encoded tiles, bounded by total bytes.
+    """A thread-safe LRU of encoded tiles, bounded by total bytes, over an optional store.
 
     Keys carry the source stamp, so entries of a replaced version are never hit again
     and simply age out. One cache belongs to one database (one app), never shared, since
     version ids of different databases coincide.
     """
 
-    def __init__(self, max_bytes: int = 64 * 1024 * 1024) -> None:
+    def __init__(self, max_bytes: int = 64 * 1024 * 1024, store: TileStore | None = None) -> None:
         self.max_bytes = max_bytes
+        self.store = store
         self._tiles: OrderedDict[TileKey, bytes] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
@@ -326,9 +391,19 @@ class TileCache:
             data = self._tiles.get(key)
             if data is not None:
                 self._tiles.move_to_end(key)
-            return data
+                return data
+        if self.store is not None:
+            data = self.store.get(key)
+            if data is not None:
+                self._remember(key, data)
+        return data
 
     def put(self, key: TileKey, data: bytes) -> None:
+        if self.store is not None:
+            self.store.put(key, data)
+        self._remember(key, data)
+
+    def _remember(self, key: TileKey, data: bytes) -> None:
         with self._lock:
             old = self._tiles.pop(key, None)
             self._bytes -= len(old) if old is not None else 0
@@ -345,3 +420,49 @@ class TileCache:
 
     def __len__(self) -> int:
         return len(self._tiles)
+
+
+# --- seeding --------------------------------------------------------------------------------
+
+# The area layers a page shows first; compounds are drawn from zoom 13 only.
+SEED_LAYERS = ("districts", "subdistricts", "communities", "grids")
+
+
+def tiles_covering(bounds: tuple[float, float, float, float], z: int) -> Iterator[Tile]:
+    """The tiles of zoom ``z`` that meet a lon/lat box."""
+    minx, miny, maxx, maxy = bounds
+    n = 2**z
+
+    def column(lon: float) -> int:
+        return min(n - 1, max(0, int((lon + 180) / 360 * n)))
+
+    def row(lat: float) -> int:
+        lat = max(-85.0511, min(85.0511, lat))
+        return min(n - 1, max(0, int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)))
+
+    for x in range(column(minx), column(maxx) + 1):
+        for y in range(row(maxy), row(miny) + 1):
+            yield Tile(z, x, y)
+
+
+def seed_tiles(
+    session: Session, cache: TileCache, on: date, max_zoom: int, crs: str = "wgs84",
+    layers: tuple[str, ...] = SEED_LAYERS, progress: Callable[[str], None] | None = None,
+) -> int:
+    """Draw every tile up to ``max_zoom`` over each layer's extent into ``cache``; returns
+    how many were drawn (tiles already cached are skipped)."""
+    drawn = 0
+    for name in layers:
+        source = tile_source(session, LAYERS[name], on)
+        bounds = layer_bounds(session, source)
+        if bounds is None:
+            continue
+        for z in range(max_zoom + 1):
+            for tile in tiles_covering(bounds, z):
+                key = cache_key(source, tile, crs)
+                if cache.get(key) is None:
+                    cache.put(key, render_tile(session, source, tile, crs))
+                    drawn += 1
+        if progress:
+            progress(f"tiles of {name} drawn to zoom {max_zoom}")
+    return drawn

@@ -23,6 +23,9 @@ from data.models import Base
 
 REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
 IN_CI = os.environ.get("CI", "").lower() == "true"
+# Apps made by tests draw no tiles in the background (tests/test_tiles.py seeds on purpose):
+# a thread rendering while a test counts renders or cache entries would make it flaky.
+os.environ.setdefault("GRIDMAP_TILE_SEED_ZOOM", "0")
 REQUIRE_POSTGIS = IN_CI or os.environ.get("GRIDMAP_REQUIRE_POSTGIS") == "1"
 # One database per test process, dropped at the end: runs side by side (two developers,
 # a helper and CI on one machine) never lock or truncate each other's tables.

@@ -386,3 +386,30 @@ def test_gcj02_tiles_draw_the_shifted_features(client: TestClient) -> None:
     assert plain.content != moved.content and plain.headers["etag"] != moved.headers["etag"]
     bad = client.get(f"/tiles/grids/{z}/{x}/{y}.mvt", params={"crs": "bd09"})
     assert bad.status_code == 422 and "wgs84 or gcj02" in bad.json()["detail"]
+
+
+def test_seeding_draws_the_first_views_once_and_keeps_them_on_disk(
+    engine: Engine, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from data.tiles import SEED_LAYERS, TileCache, TileStore, cache_key, seed_tiles, tiles_covering
+
+    load_demo_city(engine)
+    store = TileStore(tmp_path / "tiles")
+    with session_factory(engine)() as session:
+        drawn = seed_tiles(session, TileCache(store=store), DAY, 10)
+        expected = 0
+        for name in SEED_LAYERS:
+            frame = areas_frame(session, LEVEL_OF[name], DAY)
+            expected += sum(len(list(tiles_covering(tuple(frame.total_bounds), z))) for z in range(11))
+        assert drawn == expected
+        # A new cache over the same folder (a restarted server) draws nothing again.
+        assert seed_tiles(session, TileCache(store=store), DAY, 10) == 0
+        source = tile_source(session, LAYERS["grids"], DAY)
+        z, x, y = next(iter(tiles_covering(tuple(areas_frame(session, "grid", DAY).total_bounds), 10))).__dict__.values()
+        on_disk = store.path(cache_key(source, Tile(z, x, y)))
+        assert on_disk.is_file() and on_disk.stat().st_size > 0
+    # The app answers a seeded tile from the store, without drawing it.
+    monkeypatch.setattr(tile_routes, "render_tile", lambda *a, **k: pytest.fail("a seeded tile was drawn again"))
+    with open_client(database_url, tmp_path) as client:
+        response = client.get(f"/tiles/grids/{z}/{x}/{y}.mvt", params=AT)
+    assert response.status_code == 200 and response.content == on_disk.read_bytes()

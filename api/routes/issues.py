@@ -341,6 +341,18 @@ def stats(
     """
     if level not in STAT_LEVELS:
         raise BadRequest(f"unknown level {level!r}: use one of {', '.join(STAT_LEVELS)}")
+    # The figures are cached per period and state of the issues table: a city's 100,000
+    # cases take most of a second to aggregate, and the maps ask again on every visit.
+    count, last_id, last_change = session.execute(
+        select(func.count(), func.max(Issue.id), func.max(Issue.updated_at))).one()
+    # The minute too: "overdue" moves with the clock even when no issue changes.
+    now = cases.utcnow()
+    key = (level, since, until, count, last_id, str(last_change), now.replace(second=0, microsecond=0))
+    cache: dict[Any, dict[str, Any]] = request.app.state.__dict__.setdefault("stats_cache", {})
+    if key in cache:
+        return cache[key]
+    if len(cache) > 32:
+        cache.clear()
     column = "department_code" if level == "department" else f"{level}_code"
     query = select(getattr(Issue, column), Issue.status, Issue.created_at, Issue.closed_at, Issue.due_at, Issue.satisfaction)
     start, end = reported_window(since, until)
@@ -349,14 +361,15 @@ def stats(
     if end:
         query = query.where(Issue.created_at < end)
     rows = session.execute(query).all()
-    items = issue_stats(rows, cases.utcnow())
+    items = issue_stats(rows, now)
     if level != "department":
         sizes = area_sizes(request, session, level, today())
         for item in items:
             km2 = sizes.get(item["key"])
             item["area_km2"] = round(km2, 4) if km2 else None
             item["density_per_km2"] = round(item["received"] / km2, 2) if km2 else None
-    return {"level": level, "open_statuses": sorted(OPEN_STATUSES), "items": items}
+    cache[key] = {"level": level, "open_statuses": sorted(OPEN_STATUSES), "items": items}
+    return cache[key]
 
 
 # --- reference lists (the dispatch map's filters) ------------------------------------------

@@ -9,7 +9,9 @@ revalidates with If-None-Match and gets 304 until an import changes the layer.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Query, Request
@@ -29,9 +31,11 @@ from data.tiles import (
     TileCache,
     TileLayer,
     TileSource,
+    TileStore,
     cache_key,
     layer_bounds,
     render_tile,
+    seed_tiles,
     tile_source,
 )
 
@@ -68,8 +72,29 @@ def tile_cache(app: FastAPI) -> TileCache:
     with _cache_lock:
         cache: TileCache | None = getattr(app.state, "tile_cache", None)
         if cache is None:
-            cache = app.state.tile_cache = TileCache()
+            cache = app.state.tile_cache = TileCache(store=TileStore(app.state.settings.data_dir / "tiles"))
         return cache
+
+
+def seed_in_background(app: FastAPI) -> threading.Thread | None:
+    """Draw the first views' tiles in a thread, so that the server answers at once."""
+    settings = app.state.settings
+    if not settings.tile_seed_zoom:
+        return None
+
+    def run() -> None:
+        started = time.perf_counter()
+        try:
+            with app.state.sessions() as session:
+                drawn = seed_tiles(session, tile_cache(app), today(), settings.tile_seed_zoom, settings.tile_crs)
+            logging.getLogger("gridmap").info("drew %d tiles up to zoom %d in %.1f s", drawn,
+                                              settings.tile_seed_zoom, time.perf_counter() - started)
+        except Exception:  # the tiles are then drawn on request, as without seeding
+            logging.getLogger("gridmap").exception("seeding tiles failed")
+
+    thread = threading.Thread(target=run, name="gridmap-tile-seed", daemon=True)
+    thread.start()
+    return thread
 
 
 def _unknown_layer(layer: str) -> JSONResponse:

@@ -68,7 +68,10 @@ const gridmap = (function () {
     _getVectorTilePromise(coords) {
       const up = L.point(coords.x, coords.y);
       up.z = coords.z - 1;
-      return L.VectorGrid.Protobuf.prototype._getVectorTilePromise.call(this, up);
+      const tile = L.VectorGrid.Protobuf.prototype._getVectorTilePromise.call(this, up);
+      // options.waitFor: a promise (say, the figures that colour the features) to wait
+      // for before drawing; the tile is fetched meanwhile, so the two overlap.
+      return this.options.waitFor ? Promise.all([tile, this.options.waitFor]).then(([t]) => t) : tile;
     },
   });
 

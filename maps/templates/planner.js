@@ -347,15 +347,15 @@ function gridmapPlanner(map, cfg) {
     for (const spec of cfg.layers) {
       if (spec.show && spec.name !== "grids") { areaLayers[spec.name].addTo(map); first.push(G.loaded(areaLayers[spec.name])); }
     }
-    // The grids wait for their figures, so that each tile is drawn once, coloured.
-    try {
-      await loadStats();
-    } catch (e) {
-      say(`Could not load the figures: ${e.message}`);
-    }
+    // The grid tiles are fetched while the figures load, and drawn once both are in, so
+    // that each is drawn once, coloured.
+    const figures = loadStats().catch((e) => say(`Could not load the figures: ${e.message}`));
+    areaLayers.grids.options.waitFor = figures;
     if (gridSpec.show) { areaLayers.grids.addTo(map); first.push(G.loaded(areaLayers.grids)); }
+    first.push(figures);
     facilityLayers.car_park && facilityLayers.car_park.addTo(map);
     await Promise.all(first);
+    areaLayers.grids.options.waitFor = null;
     panel.dataset.status = "ready";
     if (statusBox.textContent.startsWith("Loading")) say(`Figures for ${state.from} → ${state.to}`);
   })();
