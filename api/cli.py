@@ -206,14 +206,20 @@ def check_grids(
 def demo(
     seed: Annotated[int, typer.Option(help="Random seed of the generated city")] = 2026,
     if_empty: Annotated[bool, typer.Option(help="Do nothing when the database already has areas")] = False,
+    scale: Annotated[str, typer.Option(help="demo (613 grids, 2,000 issues) or city (10,000 grids, 100,000 issues)")] = "demo",
 ) -> None:
     """Generate the demo city (around Wuzhou) and load it."""
     from data.demo import DatabaseNotEmpty, load_demo_city
+    from data.demo_city import UnknownScale, scale_named
 
+    try:
+        size = scale_named(scale)  # before the database is opened or migrated
+    except UnknownScale as exc:
+        raise typer.BadParameter(str(exc), param_hint="--scale") from exc
     engine = open_database()
     try:
         with steps("building the demo city") as say:
-            loaded = load_demo_city(engine, seed=seed, if_empty=if_empty, progress=say)
+            loaded = load_demo_city(engine, seed=seed, if_empty=if_empty, progress=say, scale=size)
     except DatabaseNotEmpty as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
@@ -221,8 +227,8 @@ def demo(
         console.print("the database already has areas; demo city not loaded (drop --if-empty to force)")
         return
     for table, count in loaded.items():
-        console.print(f"  {table:<14} {count:>6}")
-    console.print(f"[green]demo city loaded[/green] into {backend_name(engine)}")
+        console.print(f"  {table:<14} {count:>9,}")
+    console.print(f"[green]demo city loaded[/green] ({size.name} scale) into {backend_name(engine)}")
 
 
 @app.command()

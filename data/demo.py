@@ -7,11 +7,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
+from geopandas.array import GeometryDtype
 from sqlalchemy import Engine, insert, select
 
 from data import repository as repo
 from data.db import session_factory
-from data.demo_city import DemoCity, generate_city
+from data.demo_city import DemoCity, DemoScale, generate_city, scale_named
 from data.models import (
     Area,
     Category,
@@ -33,20 +34,27 @@ class DatabaseNotEmpty(RuntimeError):
 
 
 def _records(frame: pd.DataFrame, columns: list[str]) -> list[dict[str, Any]]:
-    """Rows as plain dicts, with pandas' missing values as None and timestamps as datetimes."""
-    out = []
-    for row in frame[columns].itertuples(index=False):
-        record = {}
-        for name, value in zip(columns, row, strict=True):
-            if isinstance(value, pd.Timestamp):
-                value = value.to_pydatetime()
-            elif value is not None and not isinstance(value, (list, dict)) and pd.isna(value):
-                value = None
-            elif hasattr(value, "item"):
-                value = value.item()  # numpy scalar -> Python
-            record[name] = value
-        out.append(record)
-    return out
+    """Rows as plain dicts, with pandas' missing values as None and timestamps as datetimes.
+
+    Converted column by column: cell by cell took most of the load time at city scale
+    (over 600,000 issue events).
+    """
+    values = [_python_values(frame[name]) for name in columns]
+    return [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]
+
+
+def _python_values(column: pd.Series) -> list[Any]:
+    """A column as Python values (int, float, str, datetime, shapely geometry, None)."""
+    if isinstance(column.dtype, GeometryDtype):
+        return list(column.array)  # shapely geometries, with None for missing ones
+    if pd.api.types.is_datetime64_any_dtype(column.dtype):
+        values = list(column.dt.to_pydatetime())
+    else:
+        values = column.astype(object).tolist()  # numpy scalars become Python ones
+    missing = column.isna().to_numpy()
+    if missing.any():
+        values = [None if gone else value for value, gone in zip(values, missing, strict=True)]
+    return values
 
 
 def _check_codes(city: DemoCity) -> None:
@@ -65,8 +73,15 @@ def load_demo_city(
     seed: int = 2026,
     if_empty: bool = False,
     progress: Callable[[str], None] | None = None,
+    scale: str | DemoScale = "demo",
 ) -> dict[str, int] | None:
-    """Generate and load the city in one transaction; None if skipped because not empty."""
+    """Generate and load the city in one transaction; None if skipped because not empty.
+
+    ``scale`` names one of ``data.demo_city.SCALES`` ("demo", or "city" with 10,000 grids
+    and 100,000 issues); an unknown name raises ``UnknownScale`` before the database is
+    touched.
+    """
+    size = scale_named(scale) if isinstance(scale, str) else scale
     say = progress or (lambda _m: None)
     with session_factory(engine)() as session:
         if not repo.is_empty(session):
@@ -76,18 +91,19 @@ def load_demo_city(
                 "the database already holds areas; the demo city loads only into an empty "
                 "database (set GRIDMAP_DATA_DIR or GRIDMAP_DATABASE_URL to a new one)"
             )
-    say(f"generating the demo city (seed {seed})")
-    city = generate_city(seed)
+    say(f"generating the demo city (seed {seed}, scale {size.name})")
+    city = generate_city(seed, size, progress=say)
     _check_codes(city)
+    note = f"gridmap demo seed {seed}" + ("" if size.name == "demo" else f", {size.name} scale")
     counts: dict[str, int] = {}
     with session_factory(engine)() as session, session.begin():
         for level, frame in zip(LEVELS, (city.districts, city.subdistricts, city.communities, city.grids), strict=True):
-            say(f"loading {len(frame)} {level} areas")
-            version = repo.add_version(session, level, DEMO_EFFECTIVE, f"gridmap demo seed {seed}")
+            say(f"loading {len(frame):,} {level} areas")
+            version = repo.add_version(session, level, DEMO_EFFECTIVE, note)
             rows = _records(frame, ["code", "name", "parent_code", "geometry"])
             for row in rows:
                 row.update(geom=row.pop("geometry"), level=level, layer_version_id=version.id)
-            repo.insert_rows(session, Area.__table__, rows)
+            repo.insert_many(session, Area.__table__, rows)
             counts[level] = len(rows)
         for label, model, frame, columns in (
             ("compounds", Compound, city.compounds,
@@ -97,16 +113,15 @@ def load_demo_city(
              ["code", "kind", "name", "operator", "access", "capacity", "shared_spaces", "fee",
               "contact", "opening_hours", "geometry"]),
         ):
-            say(f"loading {len(frame)} {label}")
+            say(f"loading {len(frame):,} {label}")
             rows = _records(frame, columns)
             for row in rows:
                 row["geom"] = row.pop("geometry")
-            repo.insert_rows(session, model.__table__, rows)
+            repo.insert_many(session, model.__table__, rows)
             counts[label] = len(rows)
         say("loading categories and routing rules")
         counts["categories"], counts["routing_rules"] = _load_routing(session, city)
-        say(f"loading {len(city.issues)} issues and their history")
-        counts["issues"], counts["issue_events"] = _load_issues(session, city)
+        counts["issues"], counts["issue_events"] = _load_issues(session, city, say)
     return counts
 
 
@@ -131,18 +146,22 @@ def _load_routing(session, city: DemoCity) -> tuple[int, int]:  # type: ignore[n
     return len(categories), len(rules)
 
 
-def _load_issues(session, city: DemoCity) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+def _load_issues(session, city: DemoCity, say: Callable[[str], None]) -> tuple[int, int]:  # type: ignore[no-untyped-def]
     columns = ["ref", "category", "description", "status", "grid_code", "community_code",
                "subdistrict_code", "district_code", "department_code", "reporter_contact",
                "created_at", "updated_at", "geometry"]
+    say(f"loading {len(city.issues):,} issues")
     rows = _records(city.issues, columns)
     for row in rows:
         row["geom"] = row.pop("geometry")
-    repo.insert_rows(session, Issue.__table__, rows)
+    repo.insert_many(session, Issue.__table__, rows,
+                     progress=lambda done: say(f"loading issues: {done:,} of {len(rows):,}"))
     ids = dict(session.execute(select(Issue.ref, Issue.id)).all())
+    say(f"loading {len(city.issue_events):,} issue history events")
     events = _records(city.issue_events, ["issue_ref", "seq", "at", "action", "from_status",
                                           "to_status", "actor", "note"])
     for event in events:
         event["issue_id"] = ids[event.pop("issue_ref")]
-    session.execute(insert(IssueEvent.__table__), events)
+    repo.insert_many(session, IssueEvent.__table__, events, progress=lambda done: say(
+        f"loading issue history: {done:,} of {len(events):,} events"))
     return len(rows), len(events)

@@ -8,6 +8,11 @@ plus the stationed departments of the "street chief" scheme (街长制), shared 
 split into components (部件) and events (事件), and about 2,000 historical issues with
 their full closed-loop history.
 
+That is the "demo" scale. The "city" scale (``SCALES``, ``DemoScale``) stretches the same
+layout to 60 km x 45 km and fills it with 60 sub-districts, 930 communities, exactly
+10,000 grids, 7,000 compounds and 100,000 issues, for testing and benchmarking the maps
+at the size of a real city; it takes about 35 s to generate instead of under 2 s.
+
 How the geometry is built
 -------------------------
 Everything is drawn in a local metric plane (x east, y north, metres from ``ORIGIN``) and
@@ -52,7 +57,10 @@ and is None while a case is reported, accepted or rejected.
 
 Randomness comes only from ``numpy.random.default_rng([seed, stage])`` with one stream
 per stage, so changing how one stage draws does not reshuffle the others, and nothing
-depends on wall-clock time or on set/dict iteration order.
+depends on wall-clock time or on set/dict iteration order. The speed-ups made for the
+city scale (``_Weighted``, batched grid look-ups, the k-means means) consume the same
+random numbers and compute the same floating-point values as the plain code they
+replace, so the demo scale is the same city it always was.
 """
 
 from __future__ import annotations
@@ -60,6 +68,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 import geopandas as gpd
 import numpy as np
@@ -70,7 +79,16 @@ from shapely.geometry.base import BaseGeometry
 
 from geo.issues import STATUSES
 
-__all__ = ["REFERENCE_TIME", "STATUSES", "DemoCity", "generate_city"]
+__all__ = [
+    "REFERENCE_TIME",
+    "SCALES",
+    "STATUSES",
+    "DemoCity",
+    "DemoScale",
+    "UnknownScale",
+    "generate_city",
+    "scale_named",
+]
 
 CRS = "EPSG:4326"
 TIMEZONE = "Asia/Shanghai"
@@ -81,8 +99,10 @@ HISTORY_DAYS = 183
 
 
 # Longitude/latitude of the local plane's origin: between Wuzhou's old town (east) and
-# Longxu (south-west), so the 20 km x 15 km city covers all three districts.
+# Longxu (south-west), so the city covers all three districts.
 ORIGIN = (111.285, 23.465)
+# Size of the "demo" scale. The layout below (district sites, urban cores) is drawn for
+# this size and stretched with the extent of a larger scale (see ``DemoScale``).
 CITY_WIDTH_M = 20_000.0
 CITY_HEIGHT_M = 15_000.0
 
@@ -93,13 +113,6 @@ DISTRICTS: tuple[tuple[str, str, tuple[float, float]], ...] = (
     ("450405", "长洲区", (-5_500.0, 2_500.0)),
     ("450406", "龙圩区", (-1_000.0, -4_500.0)),
 )
-SUBDISTRICTS_PER_DISTRICT = {"450403": 3, "450405": 3, "450406": 2}
-COMMUNITY_COUNT = 57
-GRID_COUNT = 613
-COMPOUND_COUNT = 451
-ISSUE_COUNT = 2_000
-MIN_COMMUNITIES_PER_SUBDISTRICT = 5
-MIN_GRIDS_PER_COMMUNITY = 5
 MAX_COMPOUNDS_PER_GRID = 4
 
 # Urban cores as (x, y, sigma, weight) in metres: the old town in Wanxiu and the centre
@@ -138,7 +151,99 @@ NAME_FIRST = "龙新富桂金鸳白红蝶文兴安福和东嘉德华明锦翠银
 NAME_SECOND = "华兴民林江山岭湖塘园桥湾洲坪岗城源峰泉田景庭居苑轩阁都"
 COMPOUND_SUFFIXES = ("小区", "花园", "苑", "新村")
 ROAD_SUFFIXES = ("路", "路", "大道", "街", "一路", "二路")
+# More compound suffixes for scales with thousands of compounds: the four above give only
+# about 4,300 distinct names, and compound names stay unique.
+MORE_COMPOUND_SUFFIXES = ("家园", "公寓", "华庭", "雅居", "名苑", "山庄", "新城", "佳园")
 CHINESE_NUMERALS = "零一二三四五六七八九十"
+
+
+# --------------------------------------------------------------------------------------
+# Scales
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DemoScale:
+    """How big a generated city is; ``SCALES`` holds the named ones.
+
+    The layout (district sites, urban cores, the meanders of district borders) is drawn
+    for the 20 km x 15 km demo and stretched to ``width_m`` x ``height_m``. Compounds,
+    facilities and issue spots keep their real sizes, so a larger city has more of
+    them, not bigger ones; grids get smaller only as far as the counts ask for.
+    """
+
+    name: str
+    width_m: float
+    height_m: float
+    subdistricts_per_district: tuple[int, ...]  # in the order of DISTRICTS
+    community_count: int
+    grid_count: int
+    compound_count: int
+    issue_count: int
+    min_communities_per_subdistrict: int = 5
+    min_grids_per_community: int = 5
+    compound_suffixes: tuple[str, ...] = COMPOUND_SUFFIXES
+
+    def __post_init__(self) -> None:
+        if len(self.subdistricts_per_district) != len(DISTRICTS):
+            raise ValueError(f"{self.name}: one sub-district count per district is needed")
+        # Sequence numbers have 3 digits in the 15-digit code scheme.
+        if max(self.subdistricts_per_district) > 999:
+            raise ValueError(f"{self.name}: at most 999 sub-districts per district")
+        if self.community_count < self.min_communities_per_subdistrict * sum(
+            self.subdistricts_per_district
+        ) or self.grid_count < self.min_grids_per_community * self.community_count:
+            raise ValueError(f"{self.name}: too few communities or grids for the minimums")
+
+    @property
+    def stretch(self) -> tuple[float, float]:
+        """Factors (x, y) from the demo's layout to this scale's extent."""
+        return self.width_m / CITY_WIDTH_M, self.height_m / CITY_HEIGHT_M
+
+
+SCALES: dict[str, DemoScale] = {
+    # The city of DOMAIN.md's example; its output must not change (tests and docs use it).
+    "demo": DemoScale(
+        name="demo",
+        width_m=CITY_WIDTH_M,
+        height_m=CITY_HEIGHT_M,
+        subdistricts_per_district=(3, 3, 2),
+        community_count=57,
+        grid_count=613,
+        compound_count=451,
+        issue_count=2_000,
+    ),
+    # City scale, for testing and benchmarking the map pages: 60 km x 45 km (three times
+    # the demo each way; about 2,100 km² inside the city limit). Grids per community
+    # (~10.8) and compounds per grid (0.7) stay close to the demo's. Sub-districts get
+    # ~15 communities each, a common size for a 街道, rather than the demo's 7 (its 8
+    # sub-districts scaled up would be 130 for three districts, which no real city has);
+    # they are shared out between the districts by a mix of population and area.
+    "city": DemoScale(
+        name="city",
+        width_m=3 * CITY_WIDTH_M,
+        height_m=3 * CITY_HEIGHT_M,
+        subdistricts_per_district=(26, 17, 17),
+        community_count=930,
+        grid_count=10_000,
+        compound_count=7_000,
+        issue_count=100_000,
+        compound_suffixes=COMPOUND_SUFFIXES + MORE_COMPOUND_SUFFIXES,
+    ),
+}
+
+
+class UnknownScale(ValueError):
+    """A scale name that is not in ``SCALES``."""
+
+
+def scale_named(name: str) -> DemoScale:
+    """The scale called ``name``, or an error that lists the choices."""
+    try:
+        return SCALES[name]
+    except KeyError:
+        choices = ", ".join(SCALES)
+        raise UnknownScale(f"unknown demo scale {name!r}: choose one of {choices}") from None
 
 
 # --------------------------------------------------------------------------------------
@@ -272,8 +377,9 @@ CATEGORIES: tuple[_Category, ...] = (
 def _degrees_per_metre(latitude: float) -> tuple[float, float]:
     """Degrees of longitude and latitude per metre at ``latitude`` on the WGS84 ellipsoid.
 
-    Over 20 km the scale error of this tangent-plane approximation stays below 0.1 %,
-    far below what the demo needs, and it keeps the map affine (see module docstring).
+    Over the 20 km demo the scale error of this tangent-plane approximation stays below
+    0.1 %, and below 0.2 % over the 60 km city scale: far below what the demo needs,
+    and it keeps the map affine (see module docstring).
     """
     a = 6_378_137.0
     e2 = 6.694379990141e-3
@@ -302,12 +408,44 @@ def _to_lonlat(geometries: Sequence[BaseGeometry | None]) -> np.ndarray:
 # --------------------------------------------------------------------------------------
 
 
-def _busyness(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+@dataclass(frozen=True)
+class _Busyness:
     """Relative activity (population, traffic, reports) at points of the local plane."""
-    value = np.full(np.shape(x), BASE_BUSYNESS, dtype=float)
-    for cx, cy, sigma, weight in URBAN_CORES:
-        value += weight * np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2.0 * sigma**2))
-    return value
+
+    cores: tuple[tuple[float, float, float, float], ...]
+
+    @classmethod
+    def for_scale(cls, scale: DemoScale) -> _Busyness:
+        """URBAN_CORES stretched to the scale's extent (unchanged for the demo)."""
+        sx, sy = scale.stretch
+        # Widths grow with the geometric mean of the stretch, so round cores stay round.
+        widen = math.sqrt(sx * sy)
+        return cls(tuple((x * sx, y * sy, s * widen, w) for x, y, s, w in URBAN_CORES))
+
+    def __call__(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        value = np.full(np.shape(x), BASE_BUSYNESS, dtype=float)
+        for cx, cy, sigma, weight in self.cores:
+            value += weight * np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2.0 * sigma**2))
+        return value
+
+
+class _Weighted:
+    """Draws an index with probability ``p[i]``, exactly as ``rng.choice(len(p), p=p)``.
+
+    ``Generator.choice`` checks ``p`` and rebuilds its cumulative sum on every call,
+    which dominates when 100,000 issues each pick one of 7,000 compounds. This builds the
+    cumulative sum once, the way numpy does, and consumes the same single
+    ``rng.random()`` per draw, so the draws and everything drawn after them from the
+    same stream stay what ``choice`` gave (the demo city must not change).
+    """
+
+    def __init__(self, p: np.ndarray) -> None:
+        cdf = p.cumsum()
+        cdf /= cdf[-1]
+        self._cdf = cdf
+
+    def draw(self, rng: np.random.Generator) -> int:
+        return int(self._cdf.searchsorted(rng.random(), side="right"))
 
 
 def _as_multipolygon(geometry: BaseGeometry) -> MultiPolygon:
@@ -326,9 +464,9 @@ def _as_multipolygon(geometry: BaseGeometry) -> MultiPolygon:
 
 
 def _sample_points(
-    rng: np.random.Generator, area: BaseGeometry, count: int, weighted: bool = True
+    rng: np.random.Generator, area: BaseGeometry, count: int, busyness: _Busyness | None
 ) -> np.ndarray:
-    """``count`` random points inside ``area``; denser where busier if ``weighted``."""
+    """``count`` random points inside ``area``; denser where busier unless ``busyness`` is None."""
     minx, miny, maxx, maxy = area.bounds
     shapely.prepare(area)
     batches: list[np.ndarray] = []
@@ -338,8 +476,8 @@ def _sample_points(
         x = rng.uniform(minx, maxx, size)
         y = rng.uniform(miny, maxy, size)
         keep = shapely.contains_xy(area, x, y)
-        if weighted:
-            keep &= rng.random(size) * MAX_BUSYNESS < _busyness(x, y)
+        if busyness is not None:
+            keep &= rng.random(size) * MAX_BUSYNESS < busyness(x, y)
         batch = np.column_stack([x[keep], y[keep]])
         batches.append(batch)
         found += len(batch)
@@ -347,8 +485,12 @@ def _sample_points(
 
 
 def _nearest_seed(points: np.ndarray, seeds: np.ndarray) -> np.ndarray:
-    distances = ((points[:, None, :] - seeds[None, :, :]) ** 2).sum(axis=2)
-    return distances.argmin(axis=1)
+    # Per axis rather than ``((p - s) ** 2).sum(axis=2)``: numpy reduces a length-2 last
+    # axis slowly, and this is the k-means' inner loop (dx² + dy² is the same sum, bit
+    # for bit).
+    dx = points[:, 0, None] - seeds[None, :, 0]
+    dy = points[:, 1, None] - seeds[None, :, 1]
+    return (dx * dx + dy * dy).argmin(axis=1)
 
 
 def _centroidal_seeds(
@@ -363,10 +505,15 @@ def _centroidal_seeds(
     seeds = samples[rng.choice(len(samples), size=count, replace=False)].copy()
     for _ in range(iterations):
         labels = _nearest_seed(samples, seeds)
-        for k in range(count):
-            members = samples[labels == k]
-            if len(members):
-                seeds[k] = members.mean(axis=0)
+        # All cluster means at once. bincount adds each cluster's samples one by one in
+        # their original order, as ``samples[labels == k].mean(axis=0)`` does row by row,
+        # so the seeds come out the same to the last bit (the demo city must not change).
+        sizes = np.bincount(labels, minlength=count)
+        sums = np.column_stack(
+            [np.bincount(labels, weights=samples[:, axis], minlength=count) for axis in (0, 1)]
+        )
+        filled = sizes > 0  # an empty cluster keeps its seed
+        seeds[filled] = sums[filled] / sizes[filled, None]
     labels = _nearest_seed(samples, seeds)
     used: set[int] = set()
     for k in range(count):
@@ -424,7 +571,11 @@ def _merge_stray_fragments(
 
 
 def _split(
-    rng: np.random.Generator, parent: MultiPolygon, count: int, wiggle: float = 0.0
+    rng: np.random.Generator,
+    parent: MultiPolygon,
+    count: int,
+    busyness: _Busyness,
+    wiggle: float = 0.0,
 ) -> list[MultiPolygon]:
     """Tile ``parent`` with ``count`` irregular, compact children.
 
@@ -433,7 +584,7 @@ def _split(
     """
     if count == 1:
         return [parent]
-    samples = _sample_points(rng, parent, 150 * count)
+    samples = _sample_points(rng, parent, 150 * count, busyness)
     seeds = _centroidal_seeds(rng, samples, count)
     if wiggle > 0.0:
         return _split_wiggly(rng, parent, seeds, wiggle)
@@ -441,12 +592,16 @@ def _split(
 
 
 def _wiggle_field(
-    rng: np.random.Generator, count: int, amplitude: float
+    rng: np.random.Generator, count: int, amplitude: float, wave_scale: float = 1.0
 ) -> Callable[[np.ndarray, int], np.ndarray]:
-    """Smooth random offsets (metres) per seed: a few plane waves 2-6 km long."""
+    """Smooth random offsets (metres) per seed: a few plane waves 2-6 km long.
+
+    ``wave_scale`` stretches the waves with the city, so that a larger city's district
+    borders meander like the demo's instead of wriggling.
+    """
     waves = 4
     directions = rng.uniform(0.0, 2.0 * math.pi, (count, waves))
-    lengths = rng.uniform(2_000.0, 6_000.0, (count, waves))
+    lengths = rng.uniform(2_000.0, 6_000.0, (count, waves)) * wave_scale
     phases = rng.uniform(0.0, 2.0 * math.pi, (count, waves))
 
     def offset(points: np.ndarray, k: int) -> np.ndarray:
@@ -466,6 +621,7 @@ def _split_wiggly(
     seeds: np.ndarray,
     wiggle: float,
     cells_per_child: int = 60,
+    wave_scale: float = 1.0,
 ) -> list[MultiPolygon]:
     """Tile ``parent`` around ``seeds`` with meandering borders, for the coarse levels.
 
@@ -477,9 +633,9 @@ def _split_wiggly(
     exactly, so the dissolved children tile it too.
     """
     count = len(seeds)
-    fine_sites = _sample_points(rng, parent, cells_per_child * count, weighted=False)
+    fine_sites = _sample_points(rng, parent, cells_per_child * count, None)
     cells = _voronoi_children(parent, fine_sites)
-    offset = _wiggle_field(rng, count, wiggle)
+    offset = _wiggle_field(rng, count, wiggle, wave_scale)
     distance = np.sqrt(((fine_sites[:, None, :] - seeds[None, :, :]) ** 2).sum(axis=2))
     distance += np.column_stack([offset(fine_sites, k) for k in range(count)])
     owner = distance.argmin(axis=1)
@@ -524,25 +680,25 @@ def _apportion(total: int, weights: np.ndarray, minimum: int) -> list[int]:
     return [int(minimum + s) for s in shares]
 
 
-def _population(areas: Sequence[BaseGeometry]) -> np.ndarray:
+def _population(areas: Sequence[BaseGeometry], busyness: _Busyness) -> np.ndarray:
     """Busyness integrated over each area, on a 100 m lattice (relative units)."""
     minx, miny, maxx, maxy = shapely.total_bounds(np.array(list(areas), dtype=object))
     xs, ys = np.meshgrid(np.arange(minx, maxx, 100.0), np.arange(miny, maxy, 100.0))
     x, y = xs.ravel(), ys.ravel()
     tree = shapely.STRtree(list(areas))
     point_index, area_index = tree.query(shapely.points(x, y), predicate="within")
-    weights = np.bincount(area_index, weights=_busyness(x, y)[point_index], minlength=len(areas))
+    weights = np.bincount(area_index, weights=busyness(x, y)[point_index], minlength=len(areas))
     return np.maximum(weights, 1e-6)
 
 
-def _rectangle(
+def _rectangle_corners(
     centre: tuple[float, float], width: float, depth: float, angle_deg: float
-) -> Polygon:
-    """A ``width`` x ``depth`` rectangle around ``centre``, rotated by ``angle_deg``."""
+) -> np.ndarray:
+    """Corners of a ``width`` x ``depth`` rectangle around ``centre``, rotated by ``angle_deg``."""
     half = np.array([[-width, -depth], [width, -depth], [width, depth], [-width, depth]]) / 2
     theta = math.radians(angle_deg)
     rotation = np.array([[math.cos(theta), math.sin(theta)], [-math.sin(theta), math.cos(theta)]])
-    return Polygon(half @ rotation + np.array(centre))
+    return half @ rotation + np.array(centre)
 
 
 # --------------------------------------------------------------------------------------
@@ -556,11 +712,26 @@ class _NameBook:
     def __init__(self, rng: np.random.Generator) -> None:
         self._rng = rng
         self._stems = [PLACE_STEMS[i] for i in rng.permutation(len(PLACE_STEMS))]
+        self._more_stems: list[str] | None = None
         self._used: set[str] = set()
 
     def place_stem(self) -> str:
         """A stem for a sub-district or community, unique across both levels."""
-        return self._stems.pop(0)
+        if self._stems:
+            return self._stems.pop(0)
+        # Only scales with more than len(PLACE_STEMS) areas get here (the demo never
+        # does, so its draws are untouched): go on with two-character stems composed like
+        # compound names, shuffled once and handed out without replacement.
+        if self._more_stems is None:
+            known = set(PLACE_STEMS)
+            composed = [
+                f"{a}{b}" for a in NAME_FIRST for b in NAME_SECOND
+                if a != b and f"{a}{b}" not in known
+            ]
+            self._more_stems = [composed[i] for i in self._rng.permutation(len(composed))]
+        if not self._more_stems:
+            raise ValueError("ran out of sub-district and community names for this scale")
+        return self._more_stems.pop()
 
     def composed(self, suffixes: Sequence[str]) -> str:
         """A fresh two-character stem plus one of ``suffixes`` (compounds, roads, shops)."""
@@ -597,22 +768,26 @@ class _Area:
     geometry: MultiPolygon  # local plane, metres
 
 
-def _city_outline(rng: np.random.Generator) -> MultiPolygon:
-    """An irregular, roughly elliptical city limit scaled to 20 km x 15 km."""
+def _city_outline(rng: np.random.Generator, scale: DemoScale) -> MultiPolygon:
+    """An irregular, roughly elliptical city limit scaled to the scale's extent."""
     theta = np.linspace(0.0, 2.0 * math.pi, 120, endpoint=False)
     radius = np.ones_like(theta)
     for k in range(2, 7):
         radius += rng.uniform(0.02, 0.07) / k * 3 * np.sin(k * theta + rng.uniform(0, 2 * math.pi))
     x = radius * np.cos(theta)
     y = radius * np.sin(theta)
-    x = (x - (x.max() + x.min()) / 2) / (x.max() - x.min()) * CITY_WIDTH_M
-    y = (y - (y.max() + y.min()) / 2) / (y.max() - y.min()) * CITY_HEIGHT_M
+    x = (x - (x.max() + x.min()) / 2) / (x.max() - x.min()) * scale.width_m
+    y = (y - (y.max() + y.min()) / 2) / (y.max() - y.min()) * scale.height_m
     return _as_multipolygon(Polygon(np.column_stack([x, y])))
 
 
-def _build_districts(rng: np.random.Generator, outline: MultiPolygon) -> list[_Area]:
-    sites = np.array([site for _, _, site in DISTRICTS])
-    pieces = _split_wiggly(rng, outline, sites, wiggle=900.0)
+def _build_districts(
+    rng: np.random.Generator, outline: MultiPolygon, scale: DemoScale
+) -> list[_Area]:
+    sx, sy = scale.stretch
+    sites = np.array([site for _, _, site in DISTRICTS]) * np.array([sx, sy])
+    stretch = math.sqrt(sx * sy)
+    pieces = _split_wiggly(rng, outline, sites, wiggle=900.0 * stretch, wave_scale=stretch)
     return [
         _Area(code, name, None, name.removesuffix("区"), piece)
         for (code, name, _), piece in zip(DISTRICTS, pieces, strict=True)
@@ -624,12 +799,15 @@ def _subdivide(
     parents: Sequence[_Area],
     counts: Sequence[int],
     name_child: Callable[[_Area, int], tuple[str, str]],
+    busyness: _Busyness,
     wiggle: float = 0.0,
 ) -> list[_Area]:
     """Split every parent into its count of children, coded and named in reading order."""
     children: list[_Area] = []
     for parent, count in zip(parents, counts, strict=True):
-        pieces = _split(rng, parent.geometry, count, wiggle)
+        if count > 999:  # the code scheme numbers children with 3 digits
+            raise ValueError(f"{count} children for {parent.code}: at most 999 fit the code")
+        pieces = _split(rng, parent.geometry, count, busyness, wiggle)
         for seq, index in enumerate(_reading_order(parent.geometry, pieces), start=1):
             stem, name = name_child(parent, seq)
             code = f"{parent.code}{seq:03d}"
@@ -638,10 +816,13 @@ def _subdivide(
 
 
 def _build_hierarchy(
-    streams: dict[str, np.random.Generator], names: _NameBook
+    streams: dict[str, np.random.Generator],
+    names: _NameBook,
+    scale: DemoScale,
+    busyness: _Busyness,
 ) -> tuple[list[_Area], list[_Area], list[_Area], list[_Area]]:
-    outline = _city_outline(streams["outline"])
-    districts = _build_districts(streams["outline"], outline)
+    outline = _city_outline(streams["outline"], scale)
+    districts = _build_districts(streams["outline"], outline, scale)
 
     def name_subdistrict(_: _Area, __: int) -> tuple[str, str]:
         stem = names.place_stem()
@@ -657,22 +838,27 @@ def _build_hierarchy(
     subdistricts = _subdivide(
         streams["subdistricts"],
         districts,
-        [SUBDISTRICTS_PER_DISTRICT[d.code] for d in districts],
+        list(scale.subdistricts_per_district),
         name_subdistrict,
+        busyness,
         wiggle=500.0,
     )
     community_counts = _apportion(
-        COMMUNITY_COUNT,
-        _population([s.geometry for s in subdistricts]),
-        MIN_COMMUNITIES_PER_SUBDISTRICT,
+        scale.community_count,
+        _population([s.geometry for s in subdistricts], busyness),
+        scale.min_communities_per_subdistrict,
     )
-    communities = _subdivide(streams["communities"], subdistricts, community_counts, name_community)
+    communities = _subdivide(
+        streams["communities"], subdistricts, community_counts, name_community, busyness
+    )
     # Grids follow population, not area: a grid worker looks after a few hundred
     # households, so dense central communities get more (and smaller) grids.
     grid_counts = _apportion(
-        GRID_COUNT, _population([c.geometry for c in communities]), MIN_GRIDS_PER_COMMUNITY
+        scale.grid_count,
+        _population([c.geometry for c in communities], busyness),
+        scale.min_grids_per_community,
     )
-    grids = _subdivide(streams["grids"], communities, grid_counts, name_grid)
+    grids = _subdivide(streams["grids"], communities, grid_counts, name_grid, busyness)
     return districts, subdistricts, communities, grids
 
 
@@ -686,14 +872,23 @@ class _Ground:
     """The grids with what has been built in each, for placing things without overlap."""
 
     grids: list[_Area]
+    busyness: _Busyness
     tree: shapely.STRtree = field(init=False)
     built: dict[int, list[Polygon]] = field(default_factory=dict)
     marked: dict[int, list[Point]] = field(default_factory=dict)  # point facilities
+    # Grid outlines, kept once computed: grid_at runs for every issue and facility.
+    edges: dict[int, BaseGeometry] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.tree = shapely.STRtree([g.geometry for g in self.grids])
         for grid in self.grids:
             shapely.prepare(grid.geometry)
+
+    def _edge(self, index: int) -> BaseGeometry:
+        edge = self.edges.get(index)
+        if edge is None:
+            edge = self.edges[index] = self.grids[index].geometry.boundary
+        return edge
 
     def grid_at(self, x: float, y: float) -> int | None:
         """Index of the grid strictly containing the point, at least 5 cm from its edge."""
@@ -702,9 +897,21 @@ class _Ground:
         if len(hits) != 1:
             return None
         index = int(hits[0])
-        if self.grids[index].geometry.boundary.distance(point) < 0.05:
+        if self._edge(index).distance(point) < 0.05:
             return None  # too close to call once converted to degrees
         return index
+
+    def grids_at(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """``grid_at`` for many points at once, with -1 for None."""
+        points = shapely.points(x, y)
+        point_index, grid_index = self.tree.query(points, predicate="within")
+        single = np.bincount(point_index, minlength=len(points))[point_index] == 1
+        found = np.full(len(points), -1, dtype=np.int64)
+        found[point_index[single]] = grid_index[single]
+        inside = np.flatnonzero(found >= 0)
+        edges = np.array([self._edge(int(i)) for i in found[inside]], dtype=object)
+        found[inside[shapely.distance(edges, points[inside]) < 0.05]] = -1
+        return found
 
     def is_free(self, index: int, footprint: BaseGeometry, clearance: float) -> bool:
         halo = footprint.buffer(clearance)
@@ -733,8 +940,14 @@ class _Ground:
         """Try to fit a rectangle wholly inside grid ``index``, clear of what is built."""
         grid = self.grids[index].geometry
         for _ in range(attempts):
-            x, y = _sample_points(rng, grid, 1, weighted=False)[0]
-            footprint = _rectangle((x, y), width, depth, angle)
+            x, y = _sample_points(rng, grid, 1, None)[0]
+            corners = _rectangle_corners((x, y), width, depth, angle)
+            # Most tries end here: a corner outside the grid settles it before the
+            # polygon and its costly rounded halo are built (the halo holds the
+            # rectangle, so is_free would say no as well).
+            if not shapely.contains_xy(grid, corners[:, 0], corners[:, 1]).all():
+                continue
+            footprint = Polygon(corners)
             if self.is_free(index, footprint, clearance=6.0):
                 self.build(index, footprint)
                 return footprint
@@ -749,7 +962,7 @@ class _Ground:
                 x, y = np.array(near) + rng.normal(0.0, 30.0, 2)
                 near = None if rng.random() < 0.2 else near  # give up on "near" eventually
             else:
-                x, y = _sample_points(rng, area, 1)[0]
+                x, y = _sample_points(rng, area, 1, self.busyness)[0]
             index = self.grid_at(x, y)
             if index is None:
                 continue
@@ -780,9 +993,13 @@ def _property_managers(names: _NameBook) -> list[str]:
 
 
 def _build_compounds(
-    rng: np.random.Generator, ground: _Ground, communities: list[_Area], names: _NameBook
+    rng: np.random.Generator,
+    ground: _Ground,
+    communities: list[_Area],
+    names: _NameBook,
+    scale: DemoScale,
 ) -> list[_Compound]:
-    """Place COMPOUND_COUNT rectangular compounds, each wholly inside one grid.
+    """Place the scale's count of rectangular compounds, each wholly inside one grid.
 
     Grids are drawn in proportion to their population; a grid that cannot take another
     compound (too small, or full) drops out of the draw.
@@ -790,11 +1007,11 @@ def _build_compounds(
     by_code = {c.code: c for c in communities}
     # Streets in one community share a heading, so its compounds line up.
     heading = {c.code: float(rng.uniform(-35.0, 35.0)) for c in communities}
-    weight = _population([g.geometry for g in ground.grids])
+    weight = _population([g.geometry for g in ground.grids], ground.busyness)
     managers = _property_managers(names)
     count = np.zeros(len(ground.grids), dtype=int)
     compounds: list[_Compound] = []
-    while len(compounds) < COMPOUND_COUNT:
+    while len(compounds) < scale.compound_count:
         open_weight = np.where(count < MAX_COMPOUNDS_PER_GRID, weight, 0.0)
         index = int(rng.choice(len(weight), p=open_weight / open_weight.sum()))
         grid = ground.grids[index]
@@ -809,7 +1026,7 @@ def _build_compounds(
             weight[index] = 0.0  # nothing fits any more
             continue
         count[index] += 1
-        name = names.composed(COMPOUND_SUFFIXES)
+        name = names.composed(scale.compound_suffixes)
         # Old 新村 estates often have no property company (老旧小区 without 物业).
         unmanaged = rng.random() < (0.55 if name.endswith("新村") else 0.1)
         households = int(np.clip(footprint.area * rng.uniform(0.012, 0.04), 100, 3000))
@@ -827,8 +1044,11 @@ def _build_compounds(
 
 
 def _number_compounds(compounds: list[_Compound], communities: list[_Area]) -> None:
+    by_community: dict[str, list[_Compound]] = {c.code: [] for c in communities}
+    for compound in compounds:  # in placement order, which breaks reading-order ties
+        by_community[compound.community.code].append(compound)
     for community in communities:
-        members = [c for c in compounds if c.community is community]
+        members = by_community[community.code]
         order = _reading_order(community.geometry, [c.footprint for c in members])
         for seq, index in enumerate(order, start=1):
             members[index].code = f"XQ{community.code}{seq:03d}"
@@ -1278,22 +1498,45 @@ def _masked_mobile(rng: np.random.Generator) -> str:
 
 
 def _issue_points(
-    rng: np.random.Generator, ground: _Ground, compounds: list[_Compound], city: BaseGeometry
+    rng: np.random.Generator,
+    ground: _Ground,
+    compounds: list[_Compound],
+    city: BaseGeometry,
+    count: int,
 ) -> list[tuple[float, float, int, _Compound | None]]:
     """Report locations: most around compounds (by households), the rest by busyness."""
     households = np.array([c.households for c in compounds], dtype=float)
-    points: list[tuple[float, float, int, _Compound | None]] = []
-    while len(points) < ISSUE_COUNT:
-        compound: _Compound | None = None
+    by_households = _Weighted(households / households.sum())
+    centres = [np.array([c.x, c.y]) for c in (f.footprint.centroid for f in compounds)]
+
+    def spot() -> tuple[float, float, int]:
+        """A candidate spot and the index of its compound (-1: none)."""
         if rng.random() < 0.55:
-            compound = compounds[int(rng.choice(len(compounds), p=households / households.sum()))]
-            centre = compound.footprint.centroid
-            x, y = np.array([centre.x, centre.y]) + rng.normal(0.0, 70.0, 2)
-        else:
-            x, y = _sample_points(rng, city, 1)[0]
-        grid = ground.grid_at(x, y)
-        if grid is not None:
-            points.append((float(x), float(y), grid, compound))
+            pick = by_households.draw(rng)
+            x, y = centres[pick] + rng.normal(0.0, 70.0, 2)
+            return float(x), float(y), pick
+        x, y = _sample_points(rng, city, 1, ground.busyness)[0]
+        return float(x), float(y), -1
+
+    # A spot in no grid is drawn again. Finding a spot's grid draws no random numbers,
+    # so spots are drawn in batches and located with one STRtree query per batch
+    # instead of one per spot. The batch that completes the count is drawn a second
+    # time from its start, only as far as the last spot used, so the stream ends where
+    # a spot-by-spot loop would leave it (the rest of the issue stage depends on that).
+    points: list[tuple[float, float, int, _Compound | None]] = []
+    while len(points) < count:
+        start = rng.bit_generator.state
+        spots = [spot() for _ in range(1_024)]
+        grids = ground.grids_at(np.array([s[0] for s in spots]), np.array([s[1] for s in spots]))
+        for used, ((x, y, pick), grid) in enumerate(zip(spots, grids, strict=True), start=1):
+            if grid < 0:
+                continue
+            points.append((x, y, int(grid), compounds[pick] if pick >= 0 else None))
+            if len(points) == count:
+                rng.bit_generator.state = start
+                for _ in range(used):
+                    spot()
+                break
     return points
 
 
@@ -1307,11 +1550,14 @@ def _place_text(
     return _pick(rng, ROAD_SPOTS).format(r=roads[int(first)], r2=roads[int(second)], n=number)
 
 
+_HOURS = _Weighted(HOURLY_WEIGHTS / HOURLY_WEIGHTS.sum())
+
+
 def _created_seconds(rng: np.random.Generator) -> int:
     """A report time in the HISTORY_DAYS before REFERENCE_TIME, busier by day."""
     start = int(REFERENCE_TIME.timestamp()) - HISTORY_DAYS * 86400  # local midnight
     day = int(rng.integers(0, HISTORY_DAYS))
-    hour = int(rng.choice(24, p=HOURLY_WEIGHTS / HOURLY_WEIGHTS.sum()))
+    hour = _HOURS.draw(rng)
     return start + day * 86400 + hour * 3600 + int(rng.integers(0, 3600))
 
 
@@ -1329,9 +1575,11 @@ class _Issue:
     ref: str = ""
 
 
+_DEPARTMENT_TAGS = {d.kind: d.tag for d in SUBDISTRICT_DEPARTMENTS + DISTRICT_DEPARTMENTS}
+
+
 def _department_code(area_code: str, kind: str) -> str:
-    tags = {d.kind: d.tag for d in SUBDISTRICT_DEPARTMENTS + DISTRICT_DEPARTMENTS}
-    return f"D{area_code}-{tags[kind]}"
+    return f"D{area_code}-{_DEPARTMENT_TAGS[kind]}"
 
 
 def _build_issues(
@@ -1341,20 +1589,22 @@ def _build_issues(
     city: BaseGeometry,
     roads: dict[str, list[str]],
     department_names: dict[str, str],
+    count: int,
 ) -> list[_Issue]:
     weights = np.array([c.weight for c in CATEGORIES], dtype=float)
+    categories = _Weighted(weights / weights.sum())
     source_names = [s for s, _ in REPORT_SOURCES]
-    source_weights = np.array([w for _, w in REPORT_SOURCES])
+    sources = _Weighted(np.array([w for _, w in REPORT_SOURCES]))
     cutoff = int(REFERENCE_TIME.timestamp())
     issues: list[_Issue] = []
-    for x, y, grid_index, compound in _issue_points(rng, ground, compounds, city):
-        category = CATEGORIES[int(rng.choice(len(CATEGORIES), p=weights / weights.sum()))]
+    for x, y, grid_index, compound in _issue_points(rng, ground, compounds, city, count):
+        category = CATEGORIES[categories.draw(rng)]
         grid_code = ground.grids[grid_index].code
         subdistrict_code = grid_code[:9]
         area = grid_code[:6] if category.department_kind in _DISTRICT_KINDS else subdistrict_code
         handler = _department_code(area, category.department_kind)
         dispatcher_code = _department_code(subdistrict_code, "command_centre")
-        source = source_names[int(rng.choice(3, p=source_weights))]
+        source = source_names[sources.draw(rng)]
         created = _created_seconds(rng)
         history = _lifecycle(rng, category, created, source, grid_code,
                              f"dispatcher:{dispatcher_code}", handler, department_names[handler])
@@ -1380,10 +1630,11 @@ def _build_issues(
         )
     issues.sort(key=lambda issue: issue.created)  # stable: ties keep generation order
     per_day: dict[str, int] = {}
-    for issue in issues:
-        local = pd.Timestamp(issue.created, unit="s", tz="UTC").tz_convert(TIMEZONE)
-        day = local.strftime("%Y%m%d")
+    for issue, day in zip(issues, _times([i.created for i in issues]).strftime("%Y%m%d"),
+                          strict=True):
         per_day[day] = per_day.get(day, 0) + 1
+        if per_day[day] > 9_999:
+            raise ValueError(f"more than 9,999 issues on {day}: the ref has 4 digits per day")
         issue.ref = f"WZ{day}{per_day[day]:04d}"
     return issues
 
@@ -1509,20 +1760,23 @@ def _issue_frames(issues: Sequence[_Issue]) -> tuple[gpd.GeoDataFrame, pd.DataFr
             "department_code": _nullable([i.department_code for i in issues]),
             "reporter_contact": _nullable([i.reporter_contact for i in issues]),
         },
-        geometry=_to_lonlat([Point(i.x, i.y) for i in issues]),
+        geometry=_to_lonlat(shapely.points([(i.x, i.y) for i in issues])),
         crs=CRS,
     )
-    rows = [(i.ref, seq, e) for i in issues for seq, e in enumerate(i.events, start=1)]
+    # Column by column with attrgetter: the city scale has over 600,000 events.
+    events = [e for i in issues for e in i.events]
+    lengths = np.array([len(i.events) for i in issues], dtype="int64")
+    first_row = np.repeat(np.cumsum(lengths) - lengths, lengths)
     event_frame = pd.DataFrame(
         {
-            "issue_ref": [r for r, _, _ in rows],
-            "seq": np.array([s for _, s, _ in rows], dtype="int64"),
-            "at": _times([e.at for _, _, e in rows]),
-            "action": [e.action for _, _, e in rows],
-            "from_status": _nullable([e.from_status for _, _, e in rows]),
-            "to_status": [e.to_status for _, _, e in rows],
-            "actor": [e.actor for _, _, e in rows],
-            "note": [e.note for _, _, e in rows],
+            "issue_ref": [i.ref for i in issues for _ in i.events],
+            "seq": np.arange(len(events), dtype="int64") - first_row + 1,
+            "at": _times(list(map(attrgetter("at"), events))),
+            "action": list(map(attrgetter("action"), events)),
+            "from_status": _nullable(list(map(attrgetter("from_status"), events))),
+            "to_status": list(map(attrgetter("to_status"), events)),
+            "actor": list(map(attrgetter("actor"), events)),
+            "note": list(map(attrgetter("note"), events)),
         }
     )
     return issue_frame, event_frame
@@ -1546,19 +1800,34 @@ def _category_frame() -> pd.DataFrame:
 # --------------------------------------------------------------------------------------
 
 
-def generate_city(seed: int = 2026) -> DemoCity:
-    """Generate the whole demo city; the same ``seed`` always gives the same city."""
+def generate_city(
+    seed: int = 2026,
+    scale: DemoScale | str = "demo",
+    progress: Callable[[str], None] | None = None,
+) -> DemoCity:
+    """Generate the whole city; the same ``seed`` and ``scale`` always give the same city.
+
+    ``scale`` is a ``DemoScale`` or the name of one in ``SCALES``. ``progress`` hears
+    about each stage, which matters at the larger scales.
+    """
+    size = scale_named(scale) if isinstance(scale, str) else scale
+    say = progress or (lambda _message: None)
     streams = {stage: np.random.default_rng([seed, i]) for i, stage in enumerate(_STAGES)}
     names = _NameBook(streams["names"])
-    districts, subdistricts, communities, grids = _build_hierarchy(streams, names)
-    ground = _Ground(grids)
-    compounds = _build_compounds(streams["compounds"], ground, communities, names)
+    busyness = _Busyness.for_scale(size)
+    say(f"drawing {sum(size.subdistricts_per_district):,} sub-districts, "
+        f"{size.community_count:,} communities and {size.grid_count:,} grids")
+    districts, subdistricts, communities, grids = _build_hierarchy(streams, names, size, busyness)
+    ground = _Ground(grids, busyness)
+    say(f"placing {size.compound_count:,} compounds and the facilities")
+    compounds = _build_compounds(streams["compounds"], ground, communities, names, size)
     roads = _road_names(names, subdistricts)
     builder = _FacilityBuilder(
         streams["facilities"], ground, names, districts, subdistricts, communities, roads
     )
     facilities = builder.build()
     department_rows = _department_rows(districts, subdistricts)
+    say(f"simulating {size.issue_count:,} issues and their histories")
     issues = _build_issues(
         streams["issues"],
         ground,
@@ -1566,6 +1835,7 @@ def generate_city(seed: int = 2026) -> DemoCity:
         builder.city,
         roads,
         {row[0]: row[1] for row in department_rows},
+        size.issue_count,
     )
     issue_frame, event_frame = _issue_frames(issues)
     return DemoCity(

@@ -7,14 +7,26 @@ kept in ``SpatialDialect``; everything else is shared SQLAlchemy.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import shapely
 from geoalchemy2.shape import from_shape
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import ColumnElement, Table, and_, delete, func, insert, select, text
+from sqlalchemy import (
+    ColumnElement,
+    LargeBinary,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+)
 from sqlalchemy.orm import Session
 
 from data.models import SRID, Area, Base, LayerVersion
@@ -119,6 +131,40 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
         return
     prepared = [{**row, "geom": to_db_geom(row.get("geom"))} for row in rows]
     session.execute(insert(table), prepared)
+
+
+def insert_many(
+    session: Session,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    chunk_rows: int = 20_000,
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """``insert_rows`` for large loads: same rows stored, in chunks, much faster.
+
+    Geometries go to the database as WKB through ST_GeomFromWKB (both backends have
+    it) instead of through GeoAlchemy2's bind processing, which on SpatiaLite turns
+    every geometry from WKB back into shapely and then into EWKT text. ``progress``
+    hears the number of rows written after each chunk.
+    """
+    if not rows:
+        return
+    statement = insert(table)
+    with_geom = "geom" in rows[0]
+    if with_geom:
+        wkb = bindparam("geom_wkb", type_=LargeBinary)
+        statement = statement.values(geom=func.ST_GeomFromWKB(wkb, SRID))
+    for start in range(0, len(rows), chunk_rows):
+        chunk = list(rows[start : start + chunk_rows])
+        if with_geom:
+            blobs = shapely.to_wkb(np.array([row["geom"] for row in chunk], dtype=object))
+            chunk = [
+                {**{k: v for k, v in row.items() if k != "geom"}, "geom_wkb": blob}
+                for row, blob in zip(chunk, blobs, strict=True)
+            ]
+        session.execute(statement, chunk)
+        if progress is not None:
+            progress(start + len(chunk))
 
 
 def area_codes(session: Session, version_id: int) -> set[str]:

@@ -97,3 +97,11 @@ def test_loop_commands(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-
     assert added.exit_code == 0 and len(added.output.strip().splitlines()[-1]) >= 40  # the token
     assert cli("users", "add", "li", "--role", "handler").exit_code == 1  # a handler needs a department
     assert "raised 0 overdue cases" in cli("escalate").output
+
+
+def test_demo_rejects_an_unknown_scale(cli) -> None:  # type: ignore[no-untyped-def]
+    result = cli("demo", "--scale", "nope")
+    assert result.exit_code == 2
+    # Rich draws the message in a box and may wrap it: compare the words only.
+    words = " ".join(result.output.replace("│", " ").split())
+    assert "unknown demo scale 'nope': choose one of demo, city" in words

@@ -1,7 +1,8 @@
 """Tests for the demo city generator (data/demo_city.py).
 
-The city is generated once per module (plus once more for the determinism check), so
-the whole file runs in a few seconds.
+The demo city is generated once per module (plus once more for the determinism check),
+in a few seconds. The city scale (10,000 grids, 100,000 issues) is generated once too,
+which takes most of this file's time (about 40 s).
 """
 
 from __future__ import annotations
@@ -16,7 +17,17 @@ import pytest
 import shapely
 from geopandas.testing import assert_geodataframe_equal
 
-from data.demo_city import REFERENCE_TIME, STATUSES, DemoCity, generate_city
+from data.demo_city import (
+    CATEGORIES,
+    REFERENCE_TIME,
+    SCALES,
+    STATUSES,
+    DemoCity,
+    UnknownScale,
+    generate_city,
+)
+from geo.areas import LEVELS, code_scheme
+from geo.coverage import Cell, check_coverage
 
 AREA_LEVELS = ("districts", "subdistricts", "communities", "grids")
 GEO_LAYERS = (*AREA_LEVELS, "compounds", "departments", "facilities", "issues")
@@ -459,3 +470,128 @@ def test_issue_refs_encode_the_local_report_date(city: DemoCity) -> None:
     issues = city.issues
     assert issues["ref"].str.fullmatch(r"WZ\d{12}").all()
     assert (issues["ref"].str[2:10] == issues["created_at"].dt.strftime("%Y%m%d")).all()
+
+
+# --------------------------------------------------------------------------------------
+# City scale: 10,000 grids and 100,000 issues, for testing the map pages at size
+# --------------------------------------------------------------------------------------
+
+# About 40 s on a 2-core machine; the bound only catches an accidental blow-up.
+CITY_GENERATION_LIMIT_S = 180.0
+
+
+@pytest.fixture(scope="module")
+def timed_big_city() -> tuple[DemoCity, float]:
+    start = time.perf_counter()
+    big = generate_city(scale="city")
+    return big, time.perf_counter() - start
+
+
+@pytest.fixture(scope="module")
+def big_city(timed_big_city: tuple[DemoCity, float]) -> DemoCity:
+    return timed_big_city[0]
+
+
+def test_city_scale_generates_in_reasonable_time(timed_big_city: tuple[DemoCity, float]) -> None:
+    assert timed_big_city[1] < CITY_GENERATION_LIMIT_S
+
+
+def test_city_scale_counts(big_city: DemoCity) -> None:
+    assert len(big_city.grids) == 10_000
+    assert len(big_city.issues) == 100_000
+    assert len(big_city.compounds) == SCALES["city"].compound_count == 7_000
+    assert len(big_city.communities) == SCALES["city"].community_count
+    assert len(big_city.subdistricts) == sum(SCALES["city"].subdistricts_per_district)
+    assert len(big_city.districts) == 3
+    assert len(big_city.categories) == len(CATEGORIES)
+    # Histories as long as the demo's (about 6.6 events per issue).
+    assert 5.0 < len(big_city.issue_events) / len(big_city.issues) < 8.0
+
+
+@pytest.mark.parametrize(("level", "layer"), list(zip(LEVELS, AREA_LEVELS, strict=True)))
+def test_city_scale_codes_follow_cn15(big_city: DemoCity, level: str, layer: str) -> None:
+    frame = getattr(big_city, layer)
+    scheme = code_scheme("cn15")
+    problems = [
+        problem
+        for code, parent in zip(frame["code"], frame["parent_code"], strict=True)
+        if (problem := scheme.problem(level, code, parent))
+    ]
+    assert problems == []
+    assert frame["code"].is_unique and frame["name"].is_unique
+
+
+def test_city_scale_children_are_numbered_from_one(big_city: DemoCity) -> None:
+    for layer in AREA_LEVELS[1:]:
+        frame = getattr(big_city, layer)
+        sequence = frame["code"].str[-3:].astype(int)
+        per_parent = sequence.groupby(frame["parent_code"])
+        assert (per_parent.min() == 1).all(), layer
+        assert (per_parent.max() == per_parent.count()).all(), layer
+
+
+@pytest.mark.parametrize(
+    ("child", "parent"),
+    [("subdistricts", "districts"), ("communities", "subdistricts"), ("grids", "communities")],
+)
+def test_city_scale_children_tile_their_parent(big_city: DemoCity, child: str, parent: str) -> None:
+    """The importer's own coverage check finds no overlap, gap or child outside its parent.
+
+    All 930 communities are checked (about 3 s for the 10,000 grids), not a sample.
+    """
+    parents = getattr(big_city, parent)
+    children = getattr(big_city, child)
+    faults = check_coverage(
+        dict(zip(parents["code"], parents.geometry, strict=True)),
+        [
+            Cell(code, parent_code, geom)
+            for code, parent_code, geom in zip(
+                children["code"], children["parent_code"], children.geometry, strict=True
+            )
+        ],
+    )
+    assert [fault.describe() for fault in faults] == []
+    assert set(children["parent_code"]) == set(parents["code"])
+
+
+def test_city_scale_issue_points_lie_in_the_city_and_their_grid(big_city: DemoCity) -> None:
+    issues = big_city.issues
+    city = shapely.union_all(big_city.districts.geometry.values)
+    points = issues.geometry.values
+    assert shapely.contains_xy(city, shapely.get_x(points), shapely.get_y(points)).all()
+    located = gpd.sjoin(
+        issues[["ref", "grid_code", "geometry"]],
+        big_city.grids[["code", "geometry"]],
+        predicate="within",
+    )
+    assert located["ref"].is_unique and len(located) == len(issues)
+    assert (located["grid_code"] == located["code"]).all()
+    assert issues["ref"].is_unique
+
+
+def test_city_scale_compounds_lie_in_one_grid_with_unique_names(big_city: DemoCity) -> None:
+    pairs = gpd.sjoin(
+        big_city.compounds[["code", "community_code", "geometry"]],
+        big_city.grids[["code", "parent_code", "geometry"]],
+        predicate="within",
+        lsuffix="compound",
+        rsuffix="grid",
+    )
+    assert len(pairs) == len(big_city.compounds) and pairs["code_compound"].is_unique
+    assert (pairs["community_code"] == pairs["parent_code"]).all()
+    assert big_city.compounds["name"].is_unique
+    suffixes = "|".join(SCALES["city"].compound_suffixes)
+    assert big_city.compounds["name"].str.contains(rf"(?:{suffixes})$").all()
+
+
+def test_city_scale_stays_around_wuzhou(big_city: DemoCity) -> None:
+    minx, miny, maxx, maxy = big_city.districts.total_bounds
+    assert 110.9 < minx < maxx < 111.7 and 23.2 < miny < maxy < 23.8
+    width_km = (maxx - minx) * 111.32 * np.cos(np.radians(23.5))
+    height_km = (maxy - miny) * 110.75
+    assert 55 < width_km < 65 and 40 < height_km < 50
+
+
+def test_unknown_scale_lists_the_choices() -> None:
+    with pytest.raises(UnknownScale, match=r"unknown demo scale 'nope': choose one of demo, city"):
+        generate_city(scale="nope")

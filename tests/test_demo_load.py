@@ -7,10 +7,10 @@ from sqlalchemy import Engine, func, select
 
 from data.db import session_factory
 from data.demo import DEMO_EFFECTIVE, DatabaseNotEmpty, load_demo_city
-from data.demo_city import generate_city
+from data.demo_city import UnknownScale, generate_city
 from data.importer import coverage_faults
 from data.models import Area, Issue, IssueEvent
-from data.repository import areas_at, version_in_force
+from data.repository import areas_at, is_empty, version_in_force
 
 
 @pytest.fixture(scope="module")
@@ -50,3 +50,10 @@ def test_demo_refuses_a_database_with_data(engine: Engine) -> None:
     assert load_demo_city(engine, if_empty=True) is None
     with pytest.raises(DatabaseNotEmpty, match="empty database"):
         load_demo_city(engine)
+
+
+def test_unknown_scale_fails_before_touching_the_database(engine: Engine) -> None:
+    with pytest.raises(UnknownScale, match=r"unknown demo scale 'nope': choose one of demo, city"):
+        load_demo_city(engine, scale="nope")
+    with session_factory(engine)() as session:
+        assert is_empty(session)
