@@ -215,14 +215,18 @@ function gridmapPlanner(map, cfg) {
     if (!levels.length) return;
     try {
       const body = await locate(latlng);
-      if (seq !== hoverSeq) return;
+      if (seq !== hoverSeq || popupOpen) return;
       const lines = levels.map((l) => LEVEL_KEYS[l.name]).filter((k) => body[`${k}_code`])
         .map((k) => `${G.esc(body[`${k}_name`])} <code>${G.esc(body[`${k}_code`])}</code>`);
       if (lines.length) tip.setLatLng(latlng).setContent(lines.reverse().join("<br>")).addTo(map);
       else tip.remove();
     } catch (_e) { tip.remove(); }
   }, 250);
-  map.on("mousemove", (e) => hover(e.latlng));
+  // No hover names while a popup is open: it already names the place.
+  let popupOpen = false;
+  map.on("popupopen", () => { popupOpen = true; hoverSeq += 1; tip.remove(); });
+  map.on("popupclose", () => { popupOpen = false; });
+  map.on("mousemove", (e) => { if (!popupOpen) hover(e.latlng); });
   map.on("mouseout", () => { hoverSeq += 1; tip.remove(); });
 
   // --- search ----------------------------------------------------------------------------
