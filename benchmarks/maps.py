@@ -72,7 +72,7 @@ def database(scale: str, backend: str) -> str:
         if backend == "postgis":
             with engine.begin() as conn:
                 conn.execute(text("ANALYZE"))
-        print(f"loaded the {scale} city into {backend} in {time.perf_counter() - started:.1f} s")
+        print(f"loaded the {scale}-scale demo city into {backend} in {time.perf_counter() - started:.1f} s")
     engine.dispose()
     return url
 
