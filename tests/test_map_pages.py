@@ -25,7 +25,7 @@ from api.routes.pages import render_page
 from data.db import session_factory
 from data.demo import load_demo_city
 from data.importer import coverage_faults, today
-from data.models import Area, Facility, Issue
+from data.models import Area, Compound, Facility, Issue
 from data.repository import add_version, areas, insert_rows, version_in_force
 from data.settings import Settings
 from geo.issues import OPEN_STATUSES
@@ -187,6 +187,16 @@ def test_planner_page(city: tuple[LiveServer, Engine], browser: Any) -> None:
     assert page.evaluate(f"{handle}.map.getZoom()") >= 14
     # The zoom animation must end first: it would re-apply its zoom after a new view.
     page.wait_for_function(f"!{handle}.map._animatingZoom")
+    # Zoomed in, the compounds layer draws the compounds there (they start at zoom 13).
+    page.get_by_label("小区 Compounds").check()
+    page.wait_for_function(f"{handle}.areaLayers.compounds._map && !{handle}.areaLayers.compounds.isLoading()")
+    view = page.evaluate(f"{handle}.map.getBounds().toBBoxString()")
+    with sessions() as session:
+        west, south, east, north = (float(v) for v in view.split(","))
+        in_view = set(session.scalars(select(Compound.code).where(
+            func.ST_Intersects(Compound.geom, func.ST_GeomFromText(shapely.box(west, south, east, north).wkt, 4326)) == True)))
+    drawn_compounds = set(page.evaluate(f"Array.from({handle}.rendered('compounds'))"))
+    assert in_view and in_view <= drawn_compounds
 
     # Two versions side by side: each half draws its own version's grids.
     page.evaluate(f"void {handle}.map.fitBounds({handle}.cfg.bounds, {{animate: false}})")
