@@ -19,8 +19,10 @@ demo: install assets  ## the main job
 serve: install assets
 	$(BIN)/gridmap serve
 
+# One pytest worker per core; a file's tests stay on one worker, so module fixtures (the
+# city-scale database, a browser) are built once. Each worker has its own PostGIS database.
 test: install assets postgis browser  ## the whole suite
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n auto --dist loadfile $(PYTEST_ARGS)
 
 install: system-deps $(STAMP)
 
