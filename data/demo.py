@@ -149,7 +149,7 @@ def _load_routing(session, city: DemoCity) -> tuple[int, int]:  # type: ignore[n
 def _load_issues(session, city: DemoCity, say: Callable[[str], None]) -> tuple[int, int]:  # type: ignore[no-untyped-def]
     columns = ["ref", "category", "description", "status", "grid_code", "community_code",
                "subdistrict_code", "district_code", "department_code", "reporter_contact",
-               "created_at", "updated_at", "geometry"]
+               "created_at", "updated_at", "due_at", "closed_at", "satisfaction", "geometry"]
     say(f"loading {len(city.issues):,} issues")
     rows = _records(city.issues, columns)
     for row in rows:

@@ -55,6 +55,27 @@ step; they are the overdue cases dispatchers escalate. ``department_code`` is th
 the case was dispatched to (by category kind and the point's sub-district or district)
 and is None while a case is reported, accepted or rejected.
 
+Each issue also carries what the loop (data/cases.py) records besides its status:
+
+* ``due_at``: set at report and set again at every dispatch, so here counted from the
+  last dispatch, or from the report for cases never dispatched (rejected ones keep
+  that provisional deadline; they are neither overdue nor escalated). It is
+  ``geo.worktime.due_at``, the function behind the intake's ``Clock.due``, with the
+  default calendar (chinese_calendar and geo/calendar_extra.json) and working day
+  (08:30-12:00, 14:00-17:30), not a deployment's settings, so the demo stays the same.
+* ``closed_at``: the time of the close event; None for cases not closed.
+* ``satisfaction``: the reporter's 1-5 score, which the loop takes at close. The
+  histories hold no scores, so they are drawn from a stream of their own
+  (``"satisfaction"``, after the other stages, which therefore draw what they always
+  did): only closed cases whose reporter left a contact are scored (a grid worker's
+  own patrol finding has nobody to call back), and cases closed late score lower.
+
+Measured that way, about half of the closed cases close by their deadline (the time
+limit runs from dispatch to close, and verification and closing come hours after the
+handler's response), and most cases still open at ``REFERENCE_TIME`` are past due,
+the stalled ones by days or weeks. ``escalation_level`` stays None and the histories
+hold no ``escalate`` events: the first escalation run raises the overdue cases.
+
 Randomness comes only from ``numpy.random.default_rng([seed, stage])`` with one stream
 per stage, so changing how one stage draws does not reshuffle the others, and nothing
 depends on wall-clock time or on set/dict iteration order. The speed-ups made for the
@@ -65,10 +86,12 @@ replace, so the demo scale is the same city it always was.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
+from zoneinfo import ZoneInfo
 
 import geopandas as gpd
 import numpy as np
@@ -78,6 +101,7 @@ from shapely.geometry import MultiPolygon, Point, Polygon
 from shapely.geometry.base import BaseGeometry
 
 from geo.issues import STATUSES
+from geo.worktime import WorkCalendar, WorkingDay, due_at
 
 __all__ = [
     "REFERENCE_TIME",
@@ -134,6 +158,7 @@ _STAGES = (
     "compounds",
     "facilities",
     "issues",
+    "satisfaction",  # added later: a stream of its own, so "issues" draws as before
 )
 
 # Two-character stems for sub-district and community names (drawn without replacement).
@@ -1744,7 +1769,71 @@ def _facility_frame(facilities: Sequence[_Facility]) -> gpd.GeoDataFrame:
     )
 
 
-def _issue_frames(issues: Sequence[_Issue]) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
+def _cumulative(p: Sequence[float]) -> np.ndarray:
+    """Cumulative probabilities ending at exactly 1.0, for searchsorted draws."""
+    cdf = np.cumsum(np.asarray(p, dtype=float) / sum(p))
+    cdf[-1] = 1.0
+    return cdf
+
+
+# Satisfaction scores 1..5 of cases closed by their deadline and of late ones.
+_SATISFACTION_ON_TIME = _cumulative((0.02, 0.03, 0.08, 0.30, 0.57))
+_SATISFACTION_LATE = _cumulative((0.10, 0.15, 0.30, 0.30, 0.15))
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_ONE_US = dt.timedelta(microseconds=1)
+
+
+def _deadlines(issues: Sequence[_Issue]) -> pd.DatetimeIndex:
+    """``due_at`` as data/cases.py leaves it: set at report, set again at each dispatch.
+
+    The same function as the intake's ``Clock.due`` (``geo.worktime.due_at``), with the
+    default calendar and working day, from the last dispatch or, for cases not yet
+    dispatched and rejected ones, from the report. One call per issue: about 1 s for
+    the city scale's 100,000, so neither vectorised nor cached.
+    """
+    calendar, day, zone = WorkCalendar(), WorkingDay(), ZoneInfo(TIMEZONE)
+    micros = []
+    for issue in issues:
+        start = issue.events[0].at
+        for event in issue.events:
+            if event.action == "dispatch":
+                start = event.at
+        due = due_at(dt.datetime.fromtimestamp(start, zone), issue.category.time_limit_hours,
+                     issue.category.working_hours, calendar, day)
+        micros.append((due - _EPOCH) // _ONE_US)
+    return pd.to_datetime(np.asarray(micros, dtype="int64"), unit="us", utc=True).tz_convert(
+        TIMEZONE
+    )
+
+
+def _satisfaction(
+    rng: np.random.Generator, closed: np.ndarray, on_time: np.ndarray, contact: np.ndarray
+) -> pd.arrays.IntegerArray:
+    """The reporter's 1-5 score, recorded at close; None when there is nobody to ask.
+
+    Only closed cases whose reporter left a contact are scored (a grid worker's own
+    patrol finding has no reporter to call back). Late cases score lower. One draw per
+    issue, used or not, so the scores of one case do not depend on the others' status.
+    """
+    draws = rng.random(len(closed))
+    scores = np.where(
+        on_time,
+        np.searchsorted(_SATISFACTION_ON_TIME, draws, side="right"),
+        np.searchsorted(_SATISFACTION_LATE, draws, side="right"),
+    ) + 1
+    return pd.arrays.IntegerArray(scores.astype("int64"), ~(closed & contact))
+
+
+def _issue_frames(
+    issues: Sequence[_Issue], satisfaction_rng: np.random.Generator
+) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
+    due = _deadlines(issues)
+    closed = np.array([i.events[-1].action == "close" for i in issues], dtype=bool)
+    closed_at = _times([i.events[-1].at for i in issues]).where(closed)
+    on_time = np.asarray(closed_at <= due)  # NaT compares False; only closed ones matter
+    contact = np.array([i.reporter_contact is not None for i in issues], dtype=bool)
     issue_frame = gpd.GeoDataFrame(
         {
             "ref": [i.ref for i in issues],
@@ -1759,6 +1848,9 @@ def _issue_frames(issues: Sequence[_Issue]) -> tuple[gpd.GeoDataFrame, pd.DataFr
             "district_code": [i.grid_code[:6] for i in issues],
             "department_code": _nullable([i.department_code for i in issues]),
             "reporter_contact": _nullable([i.reporter_contact for i in issues]),
+            "due_at": due,
+            "closed_at": closed_at,
+            "satisfaction": _satisfaction(satisfaction_rng, closed, on_time, contact),
         },
         geometry=_to_lonlat(shapely.points([(i.x, i.y) for i in issues])),
         crs=CRS,
@@ -1837,7 +1929,7 @@ def generate_city(
         {row[0]: row[1] for row in department_rows},
         size.issue_count,
     )
-    issue_frame, event_frame = _issue_frames(issues)
+    issue_frame, event_frame = _issue_frames(issues, streams["satisfaction"])
     return DemoCity(
         districts=_area_frame(districts),
         subdistricts=_area_frame(subdistricts),

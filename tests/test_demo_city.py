@@ -17,6 +17,7 @@ import pytest
 import shapely
 from geopandas.testing import assert_geodataframe_equal
 
+from data.cases import Clock
 from data.demo_city import (
     CATEGORIES,
     REFERENCE_TIME,
@@ -26,8 +27,12 @@ from data.demo_city import (
     UnknownScale,
     generate_city,
 )
+from data.models import Category
+from data.settings import Settings
 from geo.areas import LEVELS, code_scheme
 from geo.coverage import Cell, check_coverage
+from geo.issues import OPEN_STATUSES
+from geo.worktime import WorkCalendar, parse_working_day
 
 AREA_LEVELS = ("districts", "subdistricts", "communities", "grids")
 GEO_LAYERS = (*AREA_LEVELS, "compounds", "departments", "facilities", "issues")
@@ -473,6 +478,80 @@ def test_issue_refs_encode_the_local_report_date(city: DemoCity) -> None:
 
 
 # --------------------------------------------------------------------------------------
+# What the closed loop records on an issue: deadline, close time, satisfaction
+# --------------------------------------------------------------------------------------
+
+
+def default_clock() -> Clock:
+    """The intake's clock with the default calendar and working day (not the environment's)."""
+    return Clock(WorkCalendar(), parse_working_day(Settings.model_fields["working_day"].default))
+
+
+def expected_deadlines(city: DemoCity, refs: pd.Index) -> pd.Series:
+    """``due_at`` as data/cases.py sets it: from the report, then from every dispatch."""
+    events = city.issue_events
+    reported = events[events["action"] == "report"].groupby("issue_ref")["at"].first()
+    dispatched = events[events["action"] == "dispatch"].groupby("issue_ref")["at"].last()
+    start = dispatched.reindex(refs).fillna(reported.reindex(refs))
+    kinds = {
+        row.code: Category(code=row.code, time_limit_hours=float(row.time_limit_hours),
+                           working_hours=bool(row.working_hours))
+        for row in city.categories.itertuples()
+    }
+    category = city.issues.set_index("ref")["category"]
+    clock = default_clock()
+    return pd.Series(
+        [clock.due(start[ref].to_pydatetime(), kinds[category[ref]]) for ref in refs], index=refs
+    )
+
+
+def test_deadlines_are_set_at_report_and_again_at_dispatch(city: DemoCity) -> None:
+    issues = city.issues.set_index("ref")
+    assert str(issues["due_at"].dt.tz) == "Asia/Shanghai"
+    expected = expected_deadlines(city, issues.index)
+    assert (issues["due_at"] == expected).all()
+    # Both kinds of time limit occur, and deadlines from dispatch as well as from report.
+    dispatched = set(city.issue_events.loc[city.issue_events["action"] == "dispatch", "issue_ref"])
+    assert 0 < len(dispatched) < len(issues)
+    assert set(city.categories.set_index("code").loc[issues["category"], "working_hours"]) == {True, False}
+
+
+def test_closed_issues_carry_their_close_time(city: DemoCity) -> None:
+    events = city.issue_events
+    issues = city.issues.set_index("ref")
+    closes = events[events["action"] == "close"].set_index("issue_ref")["at"]
+    closed = issues["status"] == "closed"
+    assert closes.index.is_unique and set(closes.index) == set(issues.index[closed])
+    assert (issues.loc[closed, "closed_at"] == closes.reindex(issues.index[closed])).all()
+    assert issues.loc[~closed, "closed_at"].isna().all()
+
+
+def test_satisfaction_is_the_reporters_score_at_close(city: DemoCity) -> None:
+    issues = city.issues
+    scored = issues["satisfaction"].notna()
+    # Everyone who can be asked answers: closed cases whose reporter left a contact.
+    asked = (issues["status"] == "closed") & issues["reporter_contact"].notna()
+    assert scored.equals(asked) and scored.any()
+    assert set(issues.loc[scored, "satisfaction"]) == {1, 2, 3, 4, 5}
+    on_time = issues["closed_at"] <= issues["due_at"]
+    late = issues.loc[scored & ~on_time, "satisfaction"]
+    assert issues.loc[scored & on_time, "satisfaction"].mean() > late.mean()
+
+
+def test_some_open_cases_are_overdue_at_the_reference_time(city: DemoCity) -> None:
+    issues = city.issues
+    open_ = issues["status"].isin(OPEN_STATUSES)
+    overdue = open_ & (issues["due_at"] < REFERENCE_TIME)
+    assert overdue.any() and (open_ & ~overdue).any()  # recent reports are still in time
+    # Stalled cases past the report stage, days over their deadline: escalation's work.
+    escalating = overdue & issues["status"].isin(OPEN_STATUSES - {"reported"})
+    assert (issues.loc[escalating, "due_at"] < REFERENCE_TIME - pd.Timedelta(days=7)).any()
+    # Closed cases are on time and late, so the on-time rate says something.
+    closed = issues[issues["status"] == "closed"]
+    assert 0.2 < (closed["closed_at"] <= closed["due_at"]).mean() < 0.95
+
+
+# --------------------------------------------------------------------------------------
 # City scale: 10,000 grids and 100,000 issues, for testing the map pages at size
 # --------------------------------------------------------------------------------------
 
@@ -567,6 +646,18 @@ def test_city_scale_issue_points_lie_in_the_city_and_their_grid(big_city: DemoCi
     assert located["ref"].is_unique and len(located) == len(issues)
     assert (located["grid_code"] == located["code"]).all()
     assert issues["ref"].is_unique
+
+
+def test_city_scale_issues_carry_deadlines_close_times_and_scores(big_city: DemoCity) -> None:
+    issues = big_city.issues.set_index("ref")
+    sample = issues.index[:: len(issues) // 2_000]  # deadlines one by one: a sample will do
+    assert (issues.loc[sample, "due_at"] == expected_deadlines(big_city, sample)).all()
+    assert issues["due_at"].notna().all()
+    closed = issues["status"] == "closed"
+    assert (issues.loc[closed, "closed_at"] == issues.loc[closed, "updated_at"]).all()
+    assert issues.loc[~closed, "closed_at"].isna().all()
+    scored = issues["satisfaction"].notna()
+    assert scored.equals(closed & issues["reporter_contact"].notna())
 
 
 def test_city_scale_compounds_lie_in_one_grid_with_unique_names(big_city: DemoCity) -> None:
