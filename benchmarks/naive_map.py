@@ -1,6 +1,6 @@
 """The naive city page: every feature embedded in the HTML as GeoJSON, folium's default.
 
-This was gridmap's first page. It is kept as the peer that benchmarks/maps.py measures
+This was gridmap's first page. It is kept as the peer that benchmarks/map_pages.py measures
 the tiled pages against: at city scale it is tens of megabytes and slow to draw, which is
 why the served pages fetch tiles and clusters instead.
 """

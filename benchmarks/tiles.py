@@ -13,7 +13,6 @@ an ellipse, so the corners of its box are empty: 204 No Content).
 from __future__ import annotations
 
 import argparse
-import math
 import tempfile
 import time
 from pathlib import Path
@@ -29,21 +28,13 @@ from data.db import make_engine, recreate_database
 from data.demo import load_demo_city
 from data.migrate import upgrade
 from data.settings import Settings
-from data.tiles import LAYERS
+from data.tiles import LAYERS, tiles_covering
 
 CITY = (111.187, 23.397, 111.383, 23.533)  # the demo city's box, lon/lat
 
 
 def city_tiles(z: int) -> list[tuple[int, int, int]]:
-    def column(lon: float) -> int:
-        return int((lon + 180) / 360 * 2**z)
-
-    def row(lat: float) -> int:
-        return int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * 2**z)
-
-    minx, miny, maxx, maxy = CITY
-    return [(z, x, y) for x in range(column(minx), column(maxx) + 1)
-            for y in range(row(maxy), row(miny) + 1)]
+    return [(t.z, t.x, t.y) for t in tiles_covering(CITY, z)]
 
 
 def load(url: str) -> None:

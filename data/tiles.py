@@ -288,11 +288,6 @@ def tile_geometries(geoms: np.ndarray, tile: Tile) -> list[BaseGeometry | None]:
     return list(out)
 
 
-def tile_geometry(geom: BaseGeometry | None, tile: Tile) -> BaseGeometry | None:
-    """One polygon as ``tile_geometries`` draws it."""
-    return tile_geometries(np.array([geom], dtype=object), tile)[0]
-
-
 def _polygonal_all(geoms: np.ndarray) -> np.ndarray:
     types = shapely.get_type_id(geoms)
     mixed = (types != 3) & (types != 6)  # not Polygon or MultiPolygon

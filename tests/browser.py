@@ -122,6 +122,17 @@ def watched_page(context: Any, allow_files: bool = False) -> tuple[Any, Watch]:
     return page, watch
 
 
+def open_ready_page(
+    browser: Any, url: str, panel: str, *, viewport: dict[str, int], allow_files: bool = False, timeout_ms: int = 30_000
+) -> tuple[Any, Any, Watch]:
+    """``url`` in a new desktop context, once its panel (#``panel``) says data-status=ready."""
+    context = browser.new_context(viewport=viewport, timezone_id="Asia/Shanghai")
+    page, watch = watched_page(context, allow_files)
+    page.goto(url)
+    page.wait_for_selector(f"#{panel}[data-status=ready]", timeout=timeout_ms)
+    return context, page, watch
+
+
 def screenshot(page: Any, name: str) -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"

@@ -33,9 +33,9 @@ from tests.browser import (
     LiveServer,
     chromium,
     live_server,
+    open_ready_page,
     require_assets,
     screenshot,
-    watched_page,
 )
 
 DESKTOP = {"width": 1280, "height": 800}
@@ -103,11 +103,7 @@ def browser() -> Iterator[Any]:
 
 
 def _open(browser: Any, url: str, panel: str, allow_files: bool = False) -> tuple[Any, Any, Any]:
-    context = browser.new_context(viewport=DESKTOP, timezone_id="Asia/Shanghai")
-    page, watch = watched_page(context, allow_files)
-    page.goto(url)
-    page.wait_for_selector(f"#{panel}[data-status=ready]", timeout=30_000)
-    return context, page, watch
+    return open_ready_page(browser, url, panel, viewport=DESKTOP, allow_files=allow_files)
 
 
 def _grid_count(session: Session, on: dt.date) -> int:
@@ -203,8 +199,7 @@ def test_planner_page(city: tuple[LiveServer, Engine], browser: Any) -> None:
     page.get_by_label("Compare grid versions").check()
     page.wait_for_function(f"{handle}.compare.left && !{handle}.compare.left.isLoading() && !{handle}.compare.right.isLoading()")
     for side in ("left", "right"):
-        codes = page.evaluate(f"Array.from(gridmapRendered({handle}.compare.{side}))".replace(
-            "gridmapRendered", "gridmap.renderedCodes"))
+        codes = page.evaluate(f"Array.from(gridmap.renderedCodes({handle}.compare.{side}))")
         assert len(codes) == grids_now
     assert page.is_visible("#planner-swipe")
     screenshot(page, "planner-compare")

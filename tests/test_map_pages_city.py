@@ -3,7 +3,7 @@
 The city is generated and loaded once for the module, on SpatiaLite (about a minute):
 loading it into PostGIS as well would add another minute to every run, and the tiles,
 clusters and stats are checked on both backends at demo scale in test_map_pages.py and
-test_map_api.py; benchmarks/maps.py --scale city --backend postgis covers PostGIS here.
+test_map_api.py; benchmarks/map_pages.py --scale city --backend postgis covers PostGIS here.
 Nothing is timed: how fast the pages draw is the benchmark's business.
 """
 
@@ -29,9 +29,9 @@ from tests.browser import (
     LiveServer,
     chromium,
     live_server,
+    open_ready_page,
     require_assets,
     screenshot,
-    watched_page,
 )
 
 DESKTOP = {"width": 1280, "height": 800}
@@ -58,11 +58,7 @@ def browser() -> Iterator[Any]:
 
 
 def _open(browser: Any, url: str, panel: str) -> tuple[Any, Any, Any]:
-    context = browser.new_context(viewport=DESKTOP, timezone_id="Asia/Shanghai")
-    page, watch = watched_page(context)
-    page.goto(url)
-    page.wait_for_selector(f"#{panel}[data-status=ready]", timeout=90_000)
-    return context, page, watch
+    return open_ready_page(browser, url, panel, viewport=DESKTOP, timeout_ms=90_000)
 
 
 def test_planner_draws_every_grid_of_the_city(city: tuple[LiveServer, Any], browser: Any) -> None:

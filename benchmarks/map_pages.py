@@ -1,6 +1,6 @@
 """The map pages against the naive page (every feature embedded as GeoJSON), same run.
 
-    .venv/bin/python benchmarks/maps.py [--scale demo|city] [--backend spatialite|postgis] [--rounds 3]
+    .venv/bin/python benchmarks/map_pages.py [--scale demo|city] [--backend spatialite|postgis] [--rounds 3]
 
 Loads the demo city at the chosen scale into a fresh database (the city scale is kept in
 /tmp/gridmap-bench-<scale>.sqlite between runs: loading it is the slow part), serves the
@@ -144,7 +144,7 @@ def main() -> None:
     url = database(args.scale, args.backend)
     engine = make_engine(url)
     with session_factory(engine)() as session:
-        counts = {t: session.scalar(select(func.count()).select_from(t)) for t in (Issue.__table__,)}
+        issues = session.scalar(select(func.count()).select_from(Issue))
     engine.dispose()
     data_dir = Path(f"/tmp/gridmap-bench-data-{args.scale}")
     shutil.rmtree(data_dir, ignore_errors=True)
@@ -162,7 +162,7 @@ def main() -> None:
         # Its script adds every embedded feature before the load event; both come after that.
         "naive GeoJSON": ("/naive", "document.readyState === 'complete'", "document.readyState === 'complete'"),
     }
-    print(f"scale {args.scale}, backend {args.backend}, {counts[Issue.__table__]:,} issues, Chromium {VIEWPORT['width']}x{VIEWPORT['height']}")
+    print(f"scale {args.scale}, backend {args.backend}, {issues:,} issues, Chromium {VIEWPORT['width']}x{VIEWPORT['height']}")
     store = data_dir / "tiles"
 
     def forget_tiles(keep_disk: bool) -> None:
