@@ -11,6 +11,7 @@ import datetime as dt
 from geoalchemy2 import Geometry
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
@@ -84,6 +85,9 @@ class LayerVersion(Base):
     effective_from: Mapped[dt.date] = mapped_column(Date)
     source: Mapped[str | None] = mapped_column(String(500))
     imported_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # A hash of the version's codes and geometries, written at import
+    # (data.repository.stamp_version): caches key on it, and a --replace changes it.
+    content_stamp: Mapped[str | None] = mapped_column(String(64))
 
 
 class Area(Base):
@@ -216,6 +220,9 @@ class Issue(Base):
     client_id: Mapped[str | None] = mapped_column(String(64))
     media: Mapped[list | None] = mapped_column(JSON)
     closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # The deadline in force was computed on a provisional calendar (the official one for
+    # its year was not loaded); `gridmap calendar import` recomputes it.
+    due_provisional: Mapped[bool] = mapped_column(Boolean, default=False)
 
     events: Mapped[list[IssueEvent]] = relationship(order_by="IssueEvent.seq")
 
@@ -274,3 +281,41 @@ class User(Base):
     department_code: Mapped[str | None] = mapped_column(ForeignKey("departments.code"))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Meta(Base):
+    """Facts about the database itself; ``identity`` is a UUID written at creation."""
+
+    __tablename__ = "gridmap_meta"
+
+    key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+
+
+class Generation(Base):
+    """A change counter per unversioned table, bumped by database triggers (migration 0004)."""
+
+    __tablename__ = "generations"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)
+
+
+class CalendarYear(Base):
+    """A year whose official arrangement (State Council notice) was loaded."""
+
+    __tablename__ = "calendar_years"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str | None] = mapped_column(String(500))
+    imported_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CalendarDay(Base):
+    """One official exception to the weekend rule: a weekday off, or a make-up working day."""
+
+    __tablename__ = "calendar_days"
+
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    workday: Mapped[bool] = mapped_column(Boolean)
+    year: Mapped[int] = mapped_column(ForeignKey("calendar_years.year", ondelete="CASCADE"))
