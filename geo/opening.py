@@ -52,8 +52,10 @@ do not know": the state is ``unknown``, never ``open``.
 
 Answers look ahead ``horizon_days`` (14 by default): ``closes_at``, ``opens_next_at`` and
 ``next_change`` are None when the change is further away, and the look-ahead also stops at
-the end of the last year the official calendar covers. A date in a year the calendar does
-not cover raises CalendarYearMissing, as working-hour deadlines do.
+the end of the calendar's range. A year without its official arrangement is read on the
+provisional calendar (statutory holidays by rule, see geo/worktime.py), so the finder keeps
+working on 1 January; a date outside the range (before the official data, or more than two
+years ahead) raises CalendarOutOfRange, as working-hour deadlines do.
 """
 
 from __future__ import annotations
@@ -400,8 +402,8 @@ class FacilityHours:
         if memo is not None and memo[0] == when:
             return memo[1]
         local = when.astimezone(self._zone)
-        # A year the official calendar does not cover fails loudly (CalendarYearMissing), as
-        # deadlines do; a look-ahead into such a year merely stops at its first day.
+        # A date outside the calendar's range fails loudly (CalendarOutOfRange), as deadlines
+        # do; a look-ahead beyond the range merely stops at the first day outside it.
         self.calendar.is_workday(local.date())
         end = local + timedelta(days=self.horizon_days)
         for year in range(local.year + 1, end.year + 1):
@@ -414,7 +416,7 @@ class FacilityHours:
         return result
 
     def _covers(self, year: int) -> bool:
-        """True when the official calendar knows ``year``."""
+        """True when the calendar answers for ``year`` (officially or provisionally)."""
         known = self._covered.get(year)
         if known is None:
             try:

@@ -11,10 +11,21 @@ holiday is a day early. Both decide whether a case counts as overdue and escalat
 The official arrangement is published once a year (usually in November for the next
 year), so any library lags behind. Generic, multi-country holiday data tends to list
 the public holidays but not the make-up working weekends, or not every bridged weekday
-off. We therefore use ``chinese_calendar``, which encodes both from the notices, and an
-extra data file for years it does not know yet (and for local corrections). For a year
-neither knows we fail loudly: guessing "weekends only" would silently produce wrong
-deadlines around every holiday of that year.
+off. The official sources, in order: ``chinese_calendar``, which encodes both from the
+notices; years loaded into the database with ``gridmap calendar import`` (passed in as
+``official``); and an extra data file for local corrections and years typed in by hand.
+
+For a year none of them covers, the calendar is provisional: weekends plus the statutory
+holidays by rule from the maintained ``holidays`` package, which computes the lunar dates
+for any year but cannot know the make-up working days before the notice is out. We used
+to refuse such a year, and that was worse: from late December every report with a
+multi-day deadline failed, and on 1 January intake, dispatch, escalation and the
+finder's "open now" all stopped. A resident's report refused for want of a holiday table
+is lost; a deadline a day off around a holiday is not, because it is marked provisional
+(``deadline`` returns the flag, the database stores it) and recomputed when the official
+year is loaded. Only dates outside a bounded range are refused (CalendarOutOfRange): before
+the first year of official data, or beyond ``PROVISIONAL_YEARS_AHEAD`` years after this
+one, where a date is a client's mistake rather than a year waiting for its notice.
 
 All arithmetic is in integer microseconds so that a deadline computed by ``due_at`` and
 measured back by ``working_seconds_between`` agree exactly.
@@ -25,14 +36,16 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 import chinese_calendar
+import holidays
 
 LOCAL_TZ = "Asia/Shanghai"
 # The extra calendar data shipped with the code; edit it when a new year's notice is out.
@@ -124,19 +137,75 @@ class CalendarDataError(ValueError):
 
 
 class CalendarYearMissing(LookupError):
-    """No official working-day data for a year: neither chinese_calendar nor the extra data has it."""
+    """The calendar cannot answer for a date's year; raised as CalendarOutOfRange.
 
-    def __init__(self, year: int, source: str, library_message: str) -> None:
-        """Build the message that tells an operator exactly what to add and where."""
-        self.year = year
+    Kept as the base class so that code that stops a look-ahead at an unknown year catches
+    both; since provisional calendars, only dates outside the range raise.
+    """
+
+    year: int
+
+
+class CalendarOutOfRange(CalendarYearMissing):
+    """A date before the official data begins or too far ahead: the caller's mistake (422)."""
+
+    def __init__(self, day: date, first: date, last: date) -> None:
+        """Name the date and the range, so a client knows what it may ask."""
+        self.year = day.year
+        self.day = day
+        self.first = first
+        self.last = last
         super().__init__(
-            f"no working-day calendar for {year}: chinese-calendar does not cover it "
-            f"({library_message}) and the extra calendar data ({source}) has no entries for "
-            f"{year}. Add {year}'s official arrangement (the State Council holiday notice) to "
-            f'{source} as {{"holidays": ["{year}-01-01", ...], "workdays": [...]}}, listing '
-            f"every weekday off and every make-up working Saturday/Sunday (调休) of {year}, "
-            f"or upgrade the chinese-calendar package. Weekends alone are not a safe guess."
+            f"{day.isoformat()} is outside the working-day calendar, which covers "
+            f"{first.isoformat()} to {last.isoformat()}: the official data starts in {first.year}, "
+            f"and a year without its official arrangement is computed provisionally up to "
+            f"{PROVISIONAL_YEARS_AHEAD} years ahead of this one. Give a date in that range."
         )
+
+
+# Where a year's working days come from (WorkCalendar.source_of).
+PACKAGE = "chinese-calendar"
+DATABASE = "database"
+EXTRA = "extra file"
+PROVISIONAL = "provisional"
+# A provisional year further ahead than this is a client's mistake, not a year waiting for
+# its notice (which comes out about six weeks before it starts).
+PROVISIONAL_YEARS_AHEAD = 2
+# From this day of the year, a missing official calendar for next year is worth a warning:
+# the notice usually comes out in November.
+WARN_FROM = (10, 1)
+
+
+def local_today() -> date:
+    """Today's date in China."""
+    return datetime.now(ZoneInfo(LOCAL_TZ)).date()
+
+
+@lru_cache(maxsize=1)
+def _package_years() -> tuple[int, int]:
+    """The first and last year chinese_calendar knows (2004-2026 for 1.11)."""
+    # Probed rather than read from the package's private tables; runs once per process.
+    known = []
+    for year in range(1990, 2100):
+        try:
+            chinese_calendar.is_workday(date(year, 6, 1))
+        except NotImplementedError:
+            continue
+        known.append(year)
+    return min(known), max(known)
+
+
+@lru_cache(maxsize=16)
+def _statutory_days_off(year: int) -> frozenset[date]:
+    """Days off by rule for a year without its notice: statutory days and their observed days."""
+    return frozenset(holidays.China(years=year))
+
+
+@lru_cache(maxsize=64)
+def statutory_holidays(year: int) -> dict[date, str]:
+    """The statutory holidays of a year (never working days), without observed or moved days."""
+    named = holidays.China(years=year, observed=False)
+    return {day: name for day, name in named.items() if "substitut" not in name.lower()}
 
 
 def _load_extra(extra: Path | str | Mapping[str, Any] | None) -> tuple[Mapping[str, Any], str]:
@@ -177,9 +246,19 @@ def _parse_dates(data: Mapping[str, Any], key: str, source: str) -> frozenset[da
 
 
 class WorkCalendar:
-    """Decides whether a date is a working day under China's official calendar."""
+    """Decides whether a date is a working day under China's official calendar.
 
-    def __init__(self, extra: Path | str | Mapping[str, Any] | None = None) -> None:
+    ``official`` holds years loaded into the database: per year, its exceptions to the
+    weekend rule (date -> True for a make-up working day, False for a day off). ``today``
+    bounds the provisional range; injectable so that tests do not depend on the clock.
+    """
+
+    def __init__(
+        self,
+        extra: Path | str | Mapping[str, Any] | None = None,
+        official: Mapping[int, Mapping[date, bool]] | None = None,
+        today: Callable[[], date] | None = None,
+    ) -> None:
         """Load extra data: a JSON file, a mapping, or None for geo/calendar_extra.json."""
         data, self.source = _load_extra(extra)
         if not isinstance(data, Mapping):
@@ -205,28 +284,82 @@ class WorkCalendar:
         # A year with any extra entry counts as covered: the file must then hold that year's
         # whole arrangement, and the remaining days follow the weekend rule.
         self.extra_years = frozenset(d.year for d in self.holidays | self.workdays)
+        self.official: dict[int, dict[date, bool]] = {
+            year: dict(days) for year, days in (official or {}).items()
+        }
+        # Looked up at call time, so that a test may replace geo.worktime.local_today.
+        self._today = today if today is not None else (lambda: local_today())
         # due_at asks about the same few hundred dates over and over in a batch.
         self._cache: dict[date, bool] = {}
         self._holiday_cache: dict[date, bool] = {}
+
+    def today(self) -> date:
+        """Today as this calendar sees it (the injected date in tests)."""
+        return self._today()
+
+    def official_years(self) -> frozenset[int]:
+        """Years from an official source: the package, the database or the extra file."""
+        first, last = _package_years()
+        return frozenset(range(first, last + 1)) | self.extra_years | frozenset(self.official)
+
+    def bounds(self) -> tuple[date, date]:
+        """The first and last day the calendar answers for (official or provisional)."""
+        years = self.official_years()
+        last = max(max(years), self.today().year + PROVISIONAL_YEARS_AHEAD)
+        return date(min(years), 1, 1), date(last, 12, 31)
+
+    def source_of(self, year: int) -> str | None:
+        """Where ``year``'s working days come from; None when the year is out of range."""
+        if year in self.official:
+            return DATABASE
+        first, last = _package_years()
+        if first <= year <= last:
+            return PACKAGE
+        if year in self.extra_years:
+            return EXTRA
+        low, high = self.bounds()
+        return PROVISIONAL if low.year <= year <= high.year else None
+
+    def is_provisional(self, day: date) -> bool:
+        """True when ``day`` is judged by rule without its year's notice; raises out of range."""
+        source = self.source_of(day.year)
+        if source is None:
+            raise CalendarOutOfRange(day, *self.bounds())
+        return source == PROVISIONAL
+
+    def provisional_between(self, first: date, last: date) -> bool:
+        """True when any day from ``first`` to ``last`` is judged on a provisional calendar."""
+        return any(
+            self.is_provisional(max(first, date(year, 1, 1)))
+            for year in range(first.year, last.year + 1)
+        )
 
     def is_workday(self, day: date) -> bool:
         """True when ``day`` is a working day (make-up weekends included, holidays excluded)."""
         cached = self._cache.get(day)
         if cached is not None:
             return cached
-        if day in self.workdays:
-            result = True
-        elif day in self.holidays:
-            result = False
-        else:
-            try:
-                result = chinese_calendar.is_workday(day)
-            except NotImplementedError as exc:
-                if day.year not in self.extra_years:
-                    raise CalendarYearMissing(day.year, self.source, str(exc)) from None
-                result = day.weekday() < 5
+        result = self._decide(day)
         self._cache[day] = result
         return result
+
+    def _decide(self, day: date) -> bool:
+        """The working-day answer from the first source that knows the day."""
+        if day in self.workdays:
+            return True
+        if day in self.holidays:
+            return False
+        source = self.source_of(day.year)
+        if source == DATABASE:
+            return self.official[day.year].get(day, day.weekday() < 5)
+        if source == PACKAGE:
+            return bool(chinese_calendar.is_workday(day))
+        if source == EXTRA:
+            return day.weekday() < 5
+        if source == PROVISIONAL:
+            # By rule: no make-up working days, as they are unknown until the notice.
+            return day.weekday() < 5 and day not in _statutory_days_off(day.year)
+        raise CalendarOutOfRange(day, *self.bounds())
 
     def is_makeup_workday(self, day: date) -> bool:
         """True when ``day`` is a Saturday or Sunday worked in lieu of a holiday (调休)."""
@@ -236,9 +369,9 @@ class WorkCalendar:
         """True when ``day`` is a day off of an official holiday, weekends inside it included."""
         # Opening hours ask this for PH. "The holiday" in China is the whole run of days off
         # in the notice (Spring Festival 2026 is 02-15 to 02-23), not only the statutory days.
-        # A weekday off is always part of one; a Saturday or Sunday off is when the package
-        # names it, or when it joins a weekday off without a working day between (the notices'
-        # "与周末连休"), which also covers years known only from the extra data.
+        # A weekday off is always part of one; a Saturday or Sunday off is when a source
+        # names it, or when it joins a weekday off without a working day between (the
+        # notices' "与周末连休"), which also covers years known only from the extra data.
         cached = self._holiday_cache.get(day)
         if cached is not None:
             return cached
@@ -247,16 +380,20 @@ class WorkCalendar:
         elif day in self.holidays or day.weekday() < 5:
             result = True
         else:
-            result = self._named_by_package(day) or self._joins_weekday_off(day)
+            result = self._named_as_holiday(day) or self._joins_weekday_off(day)
         self._holiday_cache[day] = result
         return result
 
-    def _named_by_package(self, day: date) -> bool:
-        """True when chinese_calendar lists ``day`` under a named holiday."""
-        try:
+    def _named_as_holiday(self, day: date) -> bool:
+        """True when the year's source lists the Saturday or Sunday ``day`` as a holiday."""
+        source = self.source_of(day.year)
+        if source == DATABASE:
+            return self.official[day.year].get(day) is False
+        if source == PROVISIONAL:
+            return day in _statutory_days_off(day.year)
+        if source == PACKAGE:
             return chinese_calendar.get_holiday_detail(day)[1] is not None
-        except NotImplementedError:
-            return False
+        return False
 
     def _joins_weekday_off(self, day: date) -> bool:
         """True when the run of days off around ``day`` contains a weekday off."""
@@ -268,11 +405,32 @@ class WorkCalendar:
                     if self.is_workday(current):
                         break
                 except CalendarYearMissing:
-                    break  # the next year is not known yet: judge from the known side
+                    break  # beyond the calendar's range: judge from the known side
                 if current.weekday() < 5:
                     return True
                 current += step
         return False
+
+
+def calendar_warnings(calendar: WorkCalendar, today: date | None = None) -> list[str]:
+    """What an operator must do about missing official years, said ahead of time.
+
+    This year without its official arrangement always; next year from 1 October, when the
+    notice is due soon and deadlines start to reach into the new year.
+    """
+    today = today or calendar.today()
+    years = [today.year]
+    if (today.month, today.day) >= WARN_FROM:
+        years.append(today.year + 1)
+    return [
+        f"The official holiday calendar for {year} is not loaded: deadlines in {year} are "
+        f"provisional (weekends and statutory holidays by rule, without the make-up working "
+        f"days). When the State Council's notice for {year} is out, load it with "
+        f"`gridmap calendar import FILE` (README: 'Provisional deadlines and loading the "
+        f"official calendar')."
+        for year in years
+        if calendar.source_of(year) == PROVISIONAL
+    ]
 
 
 def _zone(tz: str | tzinfo) -> tzinfo:
@@ -334,6 +492,34 @@ def due_at(
                 budget -= available
         current += _ONE_DAY
         now = 0
+
+
+class Deadline(NamedTuple):
+    """A deadline and whether it rests on a provisional calendar (its year's notice not loaded)."""
+
+    at: datetime
+    provisional: bool
+
+
+def deadline(
+    start: datetime,
+    hours: float,
+    working: bool,
+    calendar: WorkCalendar,
+    day: WorkingDay,
+    tz: str | tzinfo = LOCAL_TZ,
+) -> Deadline:
+    """``due_at`` with the provisional flag the database stores beside the deadline."""
+    at = due_at(start, hours, working, calendar, day, tz)
+    # Calendar hours and a zero budget do not consult the calendar; working hours consult
+    # every day from the start to the deadline.
+    zone = _zone(tz)
+    provisional = (
+        working
+        and at > start
+        and calendar.provisional_between(start.astimezone(zone).date(), at.astimezone(zone).date())
+    )
+    return Deadline(at, provisional)
 
 
 def working_seconds_between(

@@ -241,6 +241,8 @@ def test_dispatch_page(city: tuple[LiveServer, Engine], browser: Any) -> None:
     with sessions() as session:
         issue = session.scalars(select(Issue).where(*open_located).order_by(Issue.id.desc()).limit(1)).one()
         lon, lat = session.execute(select(func.ST_X(Issue.geom), func.ST_Y(Issue.geom)).where(Issue.id == issue.id)).one()
+    with sessions() as session, session.begin():  # its deadline as if computed on a provisional calendar
+        session.execute(update(Issue).where(Issue.id == issue.id).values(due_provisional=True))
     loads = int(page.get_attribute("#dispatch-panel", "data-loads"))
     page.evaluate(f"void {handle}.map.setView([{lat}, {lon}], 19)")
     page.wait_for_function(f"Number(document.getElementById('dispatch-panel').dataset.loads) > {loads}"
@@ -248,6 +250,7 @@ def test_dispatch_page(city: tuple[LiveServer, Engine], browser: Any) -> None:
     page.evaluate(f"{handle}.markers.getLayers().find(m => m.getLatLng().distanceTo([{lat}, {lon}]) < 1)._icon.click()")
     popup = page.wait_for_selector(f".leaflet-popup-content .gm-popup:has-text('{issue.ref}')")
     assert f"/api/v1/issues/{issue.id}" in popup.inner_html()
+    assert "(provisional)" in popup.inner_text()  # the Due row says the deadline may move
     page.keyboard.press("Escape")
 
     # Refresh redraws the cases without reloading the page.

@@ -31,10 +31,11 @@ from geo.opening import (
     parse_conditional,
     validate_hours,
 )
-from geo.worktime import CalendarYearMissing, WorkCalendar
+from geo.worktime import CalendarOutOfRange, WorkCalendar
 
 SH = ZoneInfo("Asia/Shanghai")
-CAL = WorkCalendar()
+TODAY = date(2026, 12, 2)  # the calendar's range depends on today; tests never read the clock
+CAL = WorkCalendar(today=lambda: TODAY)
 # Made-up 2031 data (not an official arrangement), as in test_worktime: New Year Wed-Fri
 # off, Sunday 01-05 worked. 2032 is then a year nobody knows.
 EXTRA_2031 = {"holidays": ["2031-01-01", "2031-01-02", "2031-01-03"], "workdays": ["2031-01-05"]}
@@ -418,12 +419,12 @@ def test_horizon_limits_the_look_ahead() -> None:
         FacilityHours("24/7", CAL, horizon_days=0)
 
 
-def test_year_without_calendar_fails_loudly_and_look_ahead_stops_at_it() -> None:
-    """Like deadlines, an unknown year raises; a look-ahead into one stops at its first day."""
-    extra = WorkCalendar(EXTRA_2031)
-    with pytest.raises(CalendarYearMissing):
+def test_year_out_of_range_fails_loudly_and_look_ahead_stops_at_it() -> None:
+    """Like deadlines, a year out of range raises; a look-ahead into one stops at its first day."""
+    extra = WorkCalendar(EXTRA_2031, today=lambda: TODAY)
+    with pytest.raises(CalendarOutOfRange):
         FacilityHours("Mo-Fr 08:00-18:00; PH off", extra).at(sh(2032, 3, 3, 10))
-    # Tuesday 2031-12-30: next Monday is in 2032, which nobody knows yet.
+    # Tuesday 2031-12-30: next Monday is in 2032, beyond the calendar's range.
     late = FacilityHours("Mo 10:00-12:00", extra).at(sh(2031, 12, 30, 10))
     assert (late.state, late.opens_next_at) == ("closed", None)
     # In the extra year, PH and the make-up Sunday come from the extra data.
@@ -432,6 +433,16 @@ def test_year_without_calendar_fails_loudly_and_look_ahead_stops_at_it() -> None
     assert hours.at(sh(2031, 1, 4, 11)).state == "closed"  # Saturday joined to it
     assert hours.at(sh(2031, 1, 5, 9)).state == "open"  # make-up Sunday: weekday hours
     assert hours.at(sh(2031, 1, 5, 9)).closes_at == sh(2031, 1, 5, 18)
+
+
+def test_provisional_year_works_with_holidays_by_rule() -> None:
+    """2027 without its notice: PH is the statutory holidays by rule, and nothing raises."""
+    hours = FacilityHours("Mo-Fr 08:00-18:00; PH off", CAL)
+    assert hours.at(sh(2027, 2, 8, 10)).state == "closed"  # Monday, Spring Festival by rule
+    assert hours.at(sh(2027, 2, 11, 10)).state == "open"  # Thursday after the observed days
+    # From the last working evening of 2026 the look-ahead runs into the provisional 2027:
+    # New Year's Day (Fri) off, so next open on Monday 01-04.
+    assert hours.at(sh(2026, 12, 31, 19)).opens_next_at == sh(2027, 1, 4, 8)
 
 
 # --- conditional access ------------------------------------------------------------------------

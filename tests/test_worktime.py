@@ -28,16 +28,20 @@ import pytest
 from geo.worktime import (
     DEFAULT_EXTRA_PATH,
     CalendarDataError,
+    CalendarOutOfRange,
     CalendarYearMissing,
+    Deadline,
     WorkCalendar,
     WorkingDay,
+    calendar_warnings,
+    deadline,
     due_at,
     parse_working_day,
     working_seconds_between,
 )
 
 SH = ZoneInfo("Asia/Shanghai")
-CAL = WorkCalendar()
+CAL = WorkCalendar(today=lambda: date(2026, 12, 2))  # tests never read the clock
 DAY = WorkingDay()
 # A different office day, to check nothing assumes the default periods.
 CUSTOM = parse_working_day("09:00-12:00,13:30-18:00")
@@ -308,31 +312,150 @@ def test_shipped_extra_file_is_valid() -> None:
     assert WorkCalendar(DEFAULT_EXTRA_PATH).is_workday(date(2026, 2, 14))
 
 
+# --- years without their official notice: the provisional calendar ----------------------
+
+# The day the tests take as today: chinese-calendar 1.11 ends with 2026, 2027's notice is not out.
+TODAY = date(2026, 12, 2)
+# A made-up official arrangement for 2027 (NOT the State Council's notice, which is not out):
+# Spring Festival 02-05 (Fri) to 02-13 (Sat) with Saturday 02-20 worked; Labour Day 05-01 to
+# 05-05 with Saturday 05-08 worked; National Day 10-01 to 10-07 with Saturday 10-09 worked.
+OFFICIAL_2027: dict[date, bool] = {
+    **{date.fromisoformat(d): False for d in (
+        "2027-01-01", "2027-02-05", "2027-02-08", "2027-02-09", "2027-02-10", "2027-02-11",
+        "2027-02-12", "2027-04-05", "2027-05-03", "2027-05-04", "2027-05-05", "2027-06-09",
+        "2027-09-15", "2027-10-01", "2027-10-04", "2027-10-05", "2027-10-06", "2027-10-07",
+    )},
+    **{date.fromisoformat(d): True for d in ("2027-02-20", "2027-05-08", "2027-10-09")},
+}  # fmt: skip
+PROVISIONAL_CAL = WorkCalendar(today=lambda: TODAY)
+OFFICIAL_CAL = WorkCalendar(official={2027: OFFICIAL_2027}, today=lambda: TODAY)
+
+
+def test_holidays_package_2027_by_rule() -> None:
+    """What the provisional 2027 is made of: the holidays package's days off, no make-up days."""
+    year = [date(2027, 1, 1) + timedelta(days=n) for n in range(365)]
+    off = [d for d in year if d.weekday() < 5 and not PROVISIONAL_CAL.is_workday(d)]
+    weekdays_off = [d.isoformat() for d in off]
+    assert weekdays_off == [
+        "2027-01-01",  # New Year (Fri)
+        "2027-02-05", "2027-02-08", "2027-02-09", "2027-02-10",  # Eve (Fri), Mon, and 2 observed
+        "2027-04-05",  # Qingming (Mon)
+        "2027-05-03", "2027-05-04",  # Labour Day 05-01/02 fall on the weekend: observed
+        "2027-06-09",  # Dragon Boat (Wed)
+        "2027-09-15",  # Mid-Autumn (Wed)
+        "2027-10-01", "2027-10-04", "2027-10-05",  # National Day (Fri) and 2 observed
+    ]  # fmt: skip
+    assert not any(PROVISIONAL_CAL.is_makeup_workday(d) for d in year)  # unknown until the notice
+    assert all(PROVISIONAL_CAL.is_provisional(d) for d in year)
+
+
+# (start, hours, provisional answer, answer with OFFICIAL_2027); derived by hand.
+ACROSS_2027 = [
+    # Thu 12-31 16:00: 1.5 h that day; Fri 01-01 is New Year's Day in both; Mon 01-04 + 2.5 h.
+    pytest.param(sh(2026, 12, 31, 16), 4, sh(2027, 1, 4, 11), sh(2027, 1, 4, 11), id="new-year"),
+    # Thu 02-04 16:00: 1.5 h; by rule 02-05 to 02-10 off, Thu 02-11 08:30 + 6.5 h = 17:00.
+    # Officially (made up) 02-05 to 02-14 off: Mon 02-15 17:00.
+    pytest.param(sh(2027, 2, 4, 16), 8, sh(2027, 2, 11, 17), sh(2027, 2, 15, 17), id="spring"),
+    # Fri 02-19 17:00: 0.5 h; by rule the weekend is off (Mon 02-22 10:00); officially (made
+    # up) Saturday 02-20 is a make-up working day (02-20 10:00).
+    pytest.param(sh(2027, 2, 19, 17), 2, sh(2027, 2, 22, 10), sh(2027, 2, 20, 10), id="makeup-sat"),
+]
+
+
+@pytest.mark.parametrize(("start", "hours", "by_rule", "official"), ACROSS_2027)
+def test_deadline_in_2027_with_and_without_its_calendar(
+    start: datetime, hours: float, by_rule: datetime, official: datetime
+) -> None:
+    """Without 2027's notice the deadline is computed by rule and marked provisional."""
+    assert deadline(start, hours, True, PROVISIONAL_CAL, DAY) == Deadline(by_rule, True)
+    assert deadline(start, hours, True, OFFICIAL_CAL, DAY) == Deadline(official, False)
+    # due_at and working_seconds_between stay exact on a provisional calendar too.
+    assert working_seconds_between(start, by_rule, PROVISIONAL_CAL, DAY) == hours * H
+
+
 @pytest.mark.parametrize(
-    ("start", "hours"),
+    ("start", "hours", "working", "provisional"),
     [
-        (sh(2031, 3, 7, 9), 2),  # entirely inside an unknown year
-        (sh(2026, 12, 31, 16), 4),  # chinese-calendar 1.11 stops at 2026: crossing into 2027
+        (sh(2026, 12, 30, 9), 4, True, False),  # inside 2026: chinese-calendar
+        (sh(2026, 12, 31, 16), 1.5, True, False),  # due 17:30 on 12-31: 2027 is never asked
+        (sh(2026, 12, 31, 16), 2, True, True),  # half an hour more runs into 2027
+        (sh(2027, 3, 1, 9), 48, False, False),  # calendar hours do not ask the calendar
+        (sh(2027, 3, 1, 9), 0, True, False),  # no time allowed: due at the start
     ],
 )
-def test_unknown_year_raises_clear_error(start: datetime, hours: float) -> None:
-    """No data for a year: a clear error naming the year and the file, never weekends only."""
-    with pytest.raises(CalendarYearMissing) as info:
-        due_at(start, hours, True, CAL, DAY)
-    year = start.year if start.year != 2026 else 2027
-    assert info.value.year == year
-    message = str(info.value)
-    assert f"no working-day calendar for {year}" in message
-    assert str(DEFAULT_EXTRA_PATH) in message
-    assert "make-up" in message
+def test_provisional_flag_follows_the_days_counted(
+    start: datetime, hours: float, working: bool, provisional: bool
+) -> None:
+    """A deadline is provisional exactly when a day it counted is judged by rule."""
+    assert deadline(start, hours, working, PROVISIONAL_CAL, DAY).provisional is provisional
 
 
-def test_unknown_year_error_names_the_given_file(tmp_path: Path) -> None:
-    """The error points at the file the calendar was built from."""
-    path = tmp_path / "cal.json"
-    path.write_text(json.dumps({"holidays": [], "workdays": []}), encoding="utf-8")
-    with pytest.raises(CalendarYearMissing, match="cal.json"):
-        WorkCalendar(path).is_workday(date(2031, 3, 3))
+def test_provisional_holidays_for_opening_hours() -> None:
+    """PH in a provisional year: the package's named days and weekends joined to a weekday off."""
+    assert PROVISIONAL_CAL.is_holiday(date(2027, 2, 6))  # Saturday, Spring Festival by rule
+    assert PROVISIONAL_CAL.is_holiday(date(2027, 1, 2))  # Saturday joined to New Year's Day
+    assert not PROVISIONAL_CAL.is_holiday(date(2027, 2, 13))  # Saturday after 02-12 (a workday)
+    assert OFFICIAL_CAL.is_holiday(date(2027, 2, 13))  # joined to the official 02-12 off
+    assert OFFICIAL_CAL.is_makeup_workday(date(2027, 2, 20))
+
+
+@pytest.mark.parametrize(
+    ("today", "day", "in_range"),
+    [
+        (TODAY, date(2003, 12, 31), False),  # before chinese-calendar's first year
+        (TODAY, date(2004, 1, 1), True),
+        (TODAY, date(2028, 12, 31), True),  # two years after 2026, provisional
+        (TODAY, date(2029, 1, 1), False),
+        (date(2027, 1, 1), date(2029, 12, 31), True),  # the range moves with today
+        (TODAY, date(1970, 1, 1), False),  # open_at=-1
+    ],
+)
+def test_calendar_range(today: date, day: date, in_range: bool) -> None:
+    """Out of range is a clear error naming the range; in range is never an error."""
+    calendar = WorkCalendar(today=lambda: today)
+    if in_range:
+        calendar.is_workday(day)
+        return
+    with pytest.raises(CalendarOutOfRange) as info:
+        calendar.is_workday(day)
+    first, last = calendar.bounds()
+    assert (info.value.first, info.value.last) == (date(2004, 1, 1), last)
+    assert f"which covers {first.isoformat()} to {last.isoformat()}" in str(info.value)
+    # Still a CalendarYearMissing: a look-ahead that stops at an unknown year stops here too.
+    assert isinstance(info.value, CalendarYearMissing)
+
+
+def test_official_years_extend_the_range_and_name_their_source() -> None:
+    """Years from the database and the extra file are official; years between are provisional."""
+    calendar = WorkCalendar(EXTRA_2031, official={2027: OFFICIAL_2027}, today=lambda: TODAY)
+    years = (2003, 2026, 2027, 2028, 2030, 2031, 2032)
+    sources = {year: calendar.source_of(year) for year in years}
+    assert sources == {
+        2003: None, 2026: "chinese-calendar", 2027: "database", 2028: "provisional",
+        2030: "provisional", 2031: "extra file", 2032: None,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("today", "official", "warned"),
+    [
+        (date(2026, 9, 30), {}, []),  # too early to worry
+        (date(2026, 10, 1), {}, [2027]),  # from 1 October
+        (date(2026, 12, 2), {2027: OFFICIAL_2027}, []),  # loaded
+        (date(2027, 1, 5), {}, [2027]),  # this year itself is provisional
+        (date(2027, 10, 1), {2027: OFFICIAL_2027}, [2028]),
+    ],
+)
+def test_warning_ahead_of_a_missing_year(
+    today: date, official: dict[int, dict[date, bool]], warned: list[int]
+) -> None:
+    """From 1 October, a missing official calendar for next year is said, with what to do."""
+    calendar = WorkCalendar(official=official, today=lambda: today)
+    warnings = calendar_warnings(calendar)
+    assert len(warnings) == len(warned)
+    for year, text in zip(warned, warnings, strict=True):
+        assert f"calendar for {year} is not loaded" in text
+        assert "gridmap calendar import" in text
 
 
 # (start, hours, expected) in 2031 with the made-up EXTRA_2031 data.

@@ -84,7 +84,7 @@ function gridmapDispatch(map, cfg) {
     const p = f.properties;
     const detail = G.url(cfg.api, `/issues/${p.id}`, {});
     const rows = [["Status", labels[p.status] || p.status], ["Category", categories[p.category] || p.category],
-      ["Reported", when(p.created_at)], ["Due", `${when(p.due_at)}${p.overdue ? ' <span class="late">overdue</span>' : ""}`],
+      ["Reported", when(p.created_at)], ["Due", `${when(p.due_at)}${p.due_provisional ? ' <span class="provisional" title="the official holiday calendar for that year is not loaded yet">(provisional)</span>' : ""}${p.overdue ? ' <span class="late">overdue</span>' : ""}`],
       ["Department", departments[p.department_code] || p.department_code], ["Grid", p.grid_name || p.grid_code], ["Address", p.address]]
       .filter(([, v]) => v);
     return `<div class="gm-popup"><h4>${G.esc(p.ref || `#${p.id}`)}</h4><p>${G.esc(p.description || "")}</p>
