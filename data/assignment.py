@@ -9,20 +9,23 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import pickle
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, func, literal, select
+from sqlalchemy import and_, case, func, literal, select
 from sqlalchemy.orm import Session
 
 from data import repository as repo
 from data.models import SRID, Area, Compound
+from data.stamps import database_key, generation, version_stamp
 from geo.area_index import metres_per_degree
 from geo.assign import BOUNDARY, CHAIN, COLUMNS, INSIDE, OUTSIDE, SNAPPED, Assigner, Layer
 
-# Bump when the pickled index's layout changes, so old files are not loaded.
-INDEX_FORMAT = 1
+# Bump when the pickled index's layout or meaning changes, so old files are not loaded.
+# 2: keyed on database identity and content stamps; the overlap flag.
+INDEX_FORMAT = 2
 
 
 def _layer(rows: list[repo.AreaRow]) -> Layer:
@@ -46,24 +49,31 @@ def load_assigner(
 ) -> Assigner:
     """An in-process assigner over the layers in force on ``on``.
 
-    With ``cache_dir``, the built index is persisted there per layer version (and
-    compounds state), so that later runs load it in a fraction of the build time. The
-    files are written and read only by this service, in its own data directory.
+    With ``cache_dir``, the built index is persisted there, in a folder per database,
+    under a name made of everything it depends on (``assigner_key``), so that later runs
+    load it in a fraction of the build time. The files are written and read only by this
+    service, in its own data directory.
     """
     if cache_dir is None:
         return _build_assigner(session, on, snap_metres)
-    key = hashlib.sha256(repr((*assigner_key(session, on), snap_metres, INDEX_FORMAT)).encode()).hexdigest()[:20]
-    path = cache_dir / f"assigner-{key}.pickle"
+    key = assigner_key(session, on, snap_metres)
+    path = cache_dir / key[0] / f"assigner-{_digest(key)}.pickle"
     if path.exists():
         with path.open("rb") as handle:
             return pickle.load(handle)
     assigner = _build_assigner(session, on, snap_metres)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".tmp")
+    if assigner_key(session, on, snap_metres) != key:
+        return assigner  # an import committed while building: this index may mix both states
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.tmp")
     with partial.open("wb") as handle:
         pickle.dump(assigner, handle, protocol=pickle.HIGHEST_PROTOCOL)
     partial.replace(path)  # atomic: a concurrent reader never sees half a file
     return assigner
+
+
+def _digest(key: tuple[Any, ...]) -> str:
+    return hashlib.sha256(repr(key).encode()).hexdigest()[:24]
 
 
 def _build_assigner(session: Session, on: dt.date, snap_metres: float) -> Assigner:
@@ -78,11 +88,22 @@ def _build_assigner(session: Session, on: dt.date, snap_metres: float) -> Assign
     return Assigner(layers, compound_layer, snap_metres, version_label(versions))
 
 
-def assigner_key(session: Session, on: dt.date) -> tuple[Any, ...]:
-    """What a cached assigner depends on: the versions in force and the compounds loaded."""
+def assigner_key(session: Session, on: dt.date, snap_metres: float) -> tuple[Any, ...]:
+    """Everything an assigner depends on, read with a few single-row indexed queries.
+
+    The database (identity and address), each version in force with its content stamp
+    (``--replace`` keeps the version id but changes the stamp), the compounds' generation
+    (bumped by a trigger on any change), the snap distance and the index format. Never
+    an aggregate over a layer, so the API checks it on every request.
+    """
     versions = layer_versions(session, on)
-    compounds = session.execute(select(func.count(), func.max(Compound.id))).one()
-    return (*(v.id if v is not None else None for v in versions.values()), *compounds)
+    return (
+        database_key(session),
+        *((v.id, version_stamp(session, v)) if v is not None else None for v in versions.values()),
+        generation(session, "compounds"),
+        float(snap_metres),
+        INDEX_FORMAT,
+    )
 
 
 # --- the SQL path ---------------------------------------------------------------------
@@ -110,6 +131,22 @@ def _covering(
         .limit(1)
     ).first()
     return None if row is None else (row[0], not bool(row[1]))
+
+
+def _in_overlap(session: Session, lon: float, lat: float, version_id: int) -> bool:
+    """Whether the point lies where grids overlap: covered by two or more grids, inside at
+    least one of them (a point on an edge that grids merely share is no overlap)."""
+    table = Area.__table__
+    point = _point(lon, lat)
+    inside = case((func.ST_Contains(table.c.geom, point) == True, 1), else_=0)
+    covering, interior = session.execute(
+        select(func.count(), func.coalesce(func.sum(inside), 0)).where(
+            table.c.layer_version_id == version_id,
+            repo.dialect_for(session).bbox_filter(table, (lon, lat, lon, lat)),
+            func.ST_Covers(table.c.geom, point) == True,
+        )
+    ).one()
+    return int(covering) >= 2 and int(interior) >= 1
 
 
 def _distance_m(session: Session, geom: Any, lon: float, lat: float) -> Any:
@@ -149,13 +186,14 @@ def assign_in_database(session: Session, lon: float, lat: float, on: dt.date, sn
     versions = layer_versions(session, on)
     table = Area.__table__
     result: dict[str, Any] = dict.fromkeys(COLUMNS)
-    result.update(match=OUTSIDE, layer_version=version_label(versions))
+    result.update(match=OUTSIDE, overlap=False, layer_version=version_label(versions))
     start: tuple[str, str] | None = None
     grid = versions["grid"]
     if grid is not None:
         covered = _covering(session, table, lon, lat, grid.id)
         if covered:
             start, result["match"] = ("grid", covered[0]), BOUNDARY if covered[1] else INSIDE
+            result["overlap"] = _in_overlap(session, lon, lat, grid.id)
         else:
             near = _nearest(session, lon, lat, grid.id, snap_metres) if snap_metres > 0 else None
             if near:

@@ -23,6 +23,7 @@ from data.models import (
     IssueEvent,
     RoutingRuleRow,
 )
+from data.stamps import stamp_version
 from geo.areas import LEVELS, code_scheme
 
 # The demo's boundaries are in force from the start of 2026, before its issue history.
@@ -104,6 +105,7 @@ def load_demo_city(
             for row in rows:
                 row.update(geom=row.pop("geometry"), level=level, layer_version_id=version.id)
             repo.insert_many(session, Area.__table__, rows)
+            stamp_version(session, version.id)  # caches key on it (data/stamps.py)
             counts[level] = len(rows)
         for label, model, frame, columns in (
             ("compounds", Compound, city.compounds,

@@ -28,8 +28,9 @@ from data.facility_sources import OSM_FACILITY_TAGS as OSM_KINDS
 from data.facility_sources import read_facility_file
 from data.models import Area, Compound, Department, Facility
 from data.readers import FileRejected, ReadResult, read_features
+from data.stamps import stamp_version
 from geo.areas import LAYER_ALIASES, LEVELS, CodeScheme, code_scheme, parent_level
-from geo.coverage import Cell, Fault, check_coverage
+from geo.coverage import Cell, Coverage, Fault, check_coverage_report
 from geo.opening import Access, OpeningHoursInvalid, validate_hours
 from geo.validate import (
     Problem,
@@ -96,6 +97,8 @@ class ImportOptions:
     min_fault_m2: float = 1.0
     # Facilities from an institutional CSV: the options file mapping its columns.
     options_path: Path | None = None
+    # Text encoding of the file (--encoding); None: detected (see data/readers.py).
+    encoding: str | None = None
 
 
 @dataclass
@@ -110,6 +113,7 @@ class ImportReport:
     repairs: list[Repair] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
+    coverage: Coverage | None = None  # grids: the whole check, with what it could not do
     effective: dt.date | None = None
     source_crs: str = ""
     seconds: float = 0.0
@@ -140,6 +144,7 @@ class ImportReport:
                  "area_m2": round(f.area_m2, 1)}
                 for f in self.faults
             ],
+            **({"coverage": self.coverage.as_dict()} if self.coverage is not None else {}),
         }
 
 
@@ -195,6 +200,7 @@ def import_layer(
             lon_field=options.lon_field,
             lat_field=options.lat_field,
             require_geometry=layer != "departments",
+            encoding=options.encoding,
         )
     except FileRejected as exc:
         raise ImportRejected(report, str(exc)) from exc
@@ -391,10 +397,13 @@ def _import_areas(
         for code, name, parent, geom in zip(codes, names, parents, geoms, strict=True)
     ]
     repo.insert_rows(session, Area.__table__, rows)
+    # In the same transaction: no cache can see the new rows under the old stamp.
+    stamp_version(session, version.id)
     report.imported = len(rows)
     if level == "grid":
         say("checking grid coverage")
-        report.faults = coverage_faults(session, effective, options.min_fault_m2)
+        report.coverage = coverage_check(session, effective, options.min_fault_m2)
+        report.faults = report.coverage.faults
 
 
 def _parents(
@@ -448,14 +457,19 @@ def _containing(parents: dict[str, BaseGeometry], geoms: list[BaseGeometry | Non
     return result
 
 
-def coverage_faults(session: Session, on: dt.date, min_area_m2: float = 1.0) -> list[Fault]:
-    """Coverage faults of the grid layer in force on ``on`` against its communities."""
+def coverage_check(session: Session, on: dt.date, min_area_m2: float = 1.0) -> Coverage:
+    """The coverage check of the grid layer in force on ``on``: overlaps across the layer,
+    gaps and grids outside against the communities in force, and what could not be checked."""
     grids = repo.version_in_force(session, "grid", on)
     communities = repo.version_in_force(session, "community", on)
-    if grids is None or communities is None:
-        return []
-    cells = [Cell(a.code, a.parent_code, a.geom) for a in repo.areas(session, grids.id)]
-    return check_coverage(repo.area_geoms(session, communities.id), cells, min_area_m2)
+    cells = [Cell(a.code, a.parent_code, a.geom) for a in repo.areas(session, grids.id)] if grids else []
+    known = repo.area_geoms(session, communities.id) if communities is not None else None
+    return check_coverage_report(known, cells, min_area_m2)
+
+
+def coverage_faults(session: Session, on: dt.date, min_area_m2: float = 1.0) -> list[Fault]:
+    """Coverage faults of the grid layer in force on ``on`` (see ``coverage_check``)."""
+    return coverage_check(session, on, min_area_m2).faults
 
 
 # --- compounds, departments, facilities ---------------------------------------------------

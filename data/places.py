@@ -16,7 +16,7 @@ import shapely.geometry
 from sqlalchemy import Table, and_, case, func, literal, or_, select
 from sqlalchemy.orm import Session
 
-from data.importer import coverage_faults
+from data.importer import coverage_check
 from data.models import Area, Compound, LayerVersion
 from data.repository import geom_column, load_geom, version_in_force
 from geo.areas import LEVELS
@@ -98,10 +98,12 @@ def area_sizes_km2(session: Session, level: str, on: dt.date) -> dict[str, float
     return {code: area_m2(load_geom(wkb)) / 1e6 for code, wkb in rows}  # type: ignore[arg-type]
 
 
-def fault_features(session: Session, on: dt.date) -> list[dict[str, Any]]:
-    """The grid coverage faults (overlaps, gaps, grids outside) as GeoJSON features."""
+def coverage_collection(session: Session, on: dt.date) -> dict[str, Any]:
+    """The coverage check as a FeatureCollection of its faults, with a ``coverage`` member
+    saying whether every check could be made (no features is no all-clear by itself)."""
+    coverage = coverage_check(session, on)
     features = []
-    for fault in coverage_faults(session, on):
+    for fault in coverage.faults:
         features.append({
             "type": "Feature",
             "geometry": shapely.geometry.mapping(fault.geom),
@@ -111,4 +113,5 @@ def fault_features(session: Session, on: dt.date) -> list[dict[str, Any]]:
                 "description": fault.describe(),
             },
         })
-    return features
+    return {"type": "FeatureCollection", "numberReturned": len(features), "features": features,
+            "coverage": coverage.as_dict()}

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 
-from sqlalchemy import select, update
+from sqlalchemy import Engine, select, text, update
 from sqlalchemy.orm import Session
 
 from data.models import Area, Generation, LayerVersion, Meta
@@ -27,11 +27,40 @@ from data.repository import geom_column
 def database_identity(session: Session) -> str:
     """The database's UUID; written now if it is missing (a truncated test database)."""
     value = session.scalar(select(Meta.value).where(Meta.key == "identity"))
-    if value is None:
-        value = uuid.uuid4().hex
-        session.add(Meta(key="identity", value=value))
-        session.flush()
-    return value
+    return value if value is not None else _write_identity(session)
+
+
+def _write_identity(session: Session) -> str:
+    """Write a missing identity in a transaction of its own, so that it lasts.
+
+    Written inside a read-only request's session, it would be rolled back with it, and
+    every later request would invent another identity and miss every cache.
+    """
+    bind = session.get_bind()
+    write = text(
+        "INSERT INTO gridmap_meta (key, value) VALUES ('identity', :value) "
+        "ON CONFLICT (key) DO NOTHING"
+    ).bindparams(value=uuid.uuid4().hex)
+    read = select(Meta.value).where(Meta.key == "identity")
+    if isinstance(bind, Engine):
+        with bind.begin() as connection:
+            connection.execute(write)
+            return str(connection.scalar(read))
+    session.execute(write)  # bound to a connection: its owner commits
+    return str(session.scalar(read))
+
+
+def database_key(session: Session) -> str:
+    """What names the database for a cache: its identity and its address.
+
+    A copied SpatiaLite file (or a restored dump) keeps the identity of its original;
+    the address tells the copies apart once they go their own ways.
+    """
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    url = engine.url.render_as_string(hide_password=True)
+    address = hashlib.sha256(url.encode()).hexdigest()[:8]
+    return f"{database_identity(session)}-{address}"
 
 
 def generation(session: Session, table: str) -> int:
@@ -48,6 +77,22 @@ def content_stamp(rows: list[tuple[str, bytes | None]]) -> str:
         digest.update(bytes(wkb or b""))
         digest.update(b"\1")
     return digest.hexdigest()[:32]
+
+
+def version_stamp(session: Session, version: LayerVersion) -> str:
+    """The version's content stamp, as written at import.
+
+    A version written by a path that did not stamp it (a test, an older tool) is hashed
+    now, an aggregate over its rows, and not written back: a stamp written here would go
+    stale the next time such a path changes the rows.
+    """
+    if version.content_stamp:
+        return version.content_stamp
+    table = Area.__table__
+    rows = session.execute(
+        select(table.c.code, geom_column(table)).where(table.c.layer_version_id == version.id)
+    ).all()
+    return "unstamped-" + content_stamp([(code, wkb) for code, wkb in rows])
 
 
 def stamp_version(session: Session, version_id: int) -> str:

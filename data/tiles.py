@@ -6,14 +6,14 @@ snapped and encoded in Python with the same extent, buffer and attributes, which
 ST_AsMVTGeom does: project to Web Mercator, scale to tile units, clip to the tile plus
 the buffer, snap to the integer grid and keep the result valid.
 
-A tile depends on the layer version in force and on the rows in it; ``TileSource``
-captures both as a stamp, which keys the cache and makes the ETag, so that an import
-never leaves stale tiles behind.
+A tile depends on the database, the layer version in force and the rows in it;
+``TileSource`` captures them (identity, content stamp or generation: data/stamps.py),
+which keys the cache and makes the ETag, so that an import never leaves stale tiles
+behind and two databases sharing a data directory never see each other's tiles.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import threading
 from collections import OrderedDict
@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from data.models import Area, Compound
 from data.repository import dialect_for, geom_column, load_geom, version_in_force
+from data.stamps import content_stamp, database_key, generation, version_stamp
 from geo.areas import LAYER_ALIASES
 from geo.crs import geometry_from_wgs84
 
@@ -127,11 +128,13 @@ def _lat(y: float) -> float:
 
 @dataclass(frozen=True)
 class TileSource:
-    """The rows a layer's tiles are drawn from: a layer version (areas) and a content stamp."""
+    """The rows a layer's tiles are drawn from: a layer version (areas), a content stamp,
+    and the database they live in."""
 
     layer: TileLayer
     version_id: int | None
     stamp: str  # changes whenever the rows may have changed; "" when there are no rows
+    database: str = ""  # data.stamps.database_key: tiles of two databases never mix
 
     @property
     def empty(self) -> bool:
@@ -139,31 +142,33 @@ class TileSource:
 
     @property
     def etag(self) -> str:
-        return f'"{self.layer.name}-{self.version_id or 0}-{self.stamp or "empty"}"'
+        return f'"{self.layer.name}-{self.version_id or 0}-{self.stamp or "empty"}-{self.database[:12]}"'
+
+
+# The stamp of a version without rows.
+_EMPTY_STAMP = content_stamp([])
 
 
 def tile_source(session: Session, layer: TileLayer, on: date) -> TileSource:
-    """Which rows ``layer`` shows on ``on``, stamped so that any re-import changes the stamp.
+    """Which rows ``layer`` shows on ``on``, stamped so that any change changes the stamp.
 
-    The version id alone is not enough: ``--replace`` reloads a version under the same
-    id, and SQLite reuses row ids after a delete, so the stamp also sums the areas.
+    Single-row reads only, made on every request: an area layer's version in force and
+    the content stamp written with it (``--replace`` reloads a version under the same id,
+    but its stamp changes); for compounds, their generation, bumped by a trigger on any
+    change. Never an aggregate over the layer.
     """
-    version_id = None
+    database = database_key(session)
     if layer.level is not None:
         version = version_in_force(session, layer.level, on)
         if version is None:
-            return TileSource(layer, None, "")
-        version_id = version.id
+            return TileSource(layer, None, "", database)
+        stamp = version_stamp(session, version)
+        empty = stamp.removeprefix("unstamped-") == _EMPTY_STAMP
+        return TileSource(layer, version.id, "" if empty else stamp, database)
     table = layer.table
-    count, max_id, area = session.execute(
-        select(func.count(), func.max(table.c.id), func.sum(func.ST_Area(table.c.geom))).where(
-            *_row_filter(table, version_id)
-        )
-    ).one()
-    if not count:
-        return TileSource(layer, version_id, "")
-    content = f"{count}|{max_id}|{float(area or 0):.12e}"
-    return TileSource(layer, version_id, hashlib.sha256(content.encode()).hexdigest()[:16])
+    if session.execute(select(table.c.id).limit(1)).first() is None:
+        return TileSource(layer, None, "", database)
+    return TileSource(layer, None, f"g{generation(session, table.name)}", database)
 
 
 def _row_filter(table: Table, version_id: int | None) -> list[ColumnElement[bool]]:
@@ -326,15 +331,15 @@ def layer_bounds(session: Session, source: TileSource) -> tuple[float, float, fl
 
 # --- the cache --------------------------------------------------------------------------------
 
-TileKey = tuple[str, int | None, str, str, int, int, int]
+TileKey = tuple[str, str, int | None, str, str, int, int, int]
 
 
 def cache_key(source: TileSource, tile: Tile, crs: str = "wgs84") -> TileKey:
-    return (source.layer.name, source.version_id, source.stamp, crs, tile.z, tile.x, tile.y)
+    return (source.database, source.layer.name, source.version_id, source.stamp, crs, tile.z, tile.x, tile.y)
 
 
 class TileStore:
-    """Rendered tiles on disk, under a folder per layer version and content stamp.
+    """Rendered tiles on disk, under a folder per database, layer version and content stamp.
 
     A low-zoom tile of a city's 10,000 grids takes the better part of a second to draw
     on SpatiaLite; kept on disk, it is drawn once per layer version, not once per start.
@@ -345,8 +350,9 @@ class TileStore:
         self.root = root
 
     def path(self, key: TileKey) -> Path:
-        layer, version, stamp, crs, z, x, y = key
-        return self.root / layer / f"{version or 0}-{stamp or 'empty'}" / crs / str(z) / str(x) / f"{y}.mvt"
+        database, layer, version, stamp, crs, z, x, y = key
+        return (self.root / (database or "unknown") / layer / f"{version or 0}-{stamp or 'empty'}"
+                / crs / str(z) / str(x) / f"{y}.mvt")
 
     def get(self, key: TileKey) -> bytes | None:
         try:
@@ -369,9 +375,9 @@ class TileStore:
 class TileCache:
     """A thread-safe LRU of encoded tiles, bounded by total bytes, over an optional store.
 
-    Keys carry the source stamp, so entries of a replaced version are never hit again
-    and simply age out. One cache belongs to one database (one app), never shared, since
-    version ids of different databases coincide.
+    Keys carry the database and the source stamp, so entries of a replaced version are
+    never hit again and simply age out, and version ids that coincide in two databases
+    never share a tile.
     """
 
     def __init__(self, max_bytes: int = 64 * 1024 * 1024, store: TileStore | None = None) -> None:

@@ -2,7 +2,8 @@
 
 Answers, for many points at once, which area covers each point and whether the point
 lies on that area's boundary. Ties (a point on a shared edge or vertex, or in an overlap
-of bad data) go to the area with the smallest code, so every code path agrees.
+of bad data) go to the area with the smallest code, so every code path agrees; a point
+in an overlap is flagged as such.
 
 Why a raster in front of the exact test: almost every point lies well inside one area.
 A fine raster over the layer marks every cell that an area boundary passes through; the
@@ -78,7 +79,9 @@ class AreaIndex:
         boundary = self._boundary_cells()
         regions, count = ndimage.label(~boundary)  # 4-connected: a diagonal cannot leak
         owner = self._region_owners(regions, count)
-        self.lookup = np.where(boundary, _EXACT, owner[regions]).astype(np.int32)
+        # Where areas overlap (faulty data) every point goes to the exact test, which also
+        # tells that the point lies in an overlap; such regions are rare.
+        self.lookup = np.where(boundary | (owner[regions] == _EXACT), _EXACT, owner[regions]).astype(np.int32)
 
     def _to_cells(self, x: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
         return (x - self.origin[0]) / self.cell, (y - self.origin[1]) / self.cell
@@ -138,7 +141,8 @@ class AreaIndex:
                 self._mark(marked, np.floor(sv + dv).astype(np.int64), np.floor(su + du).astype(np.int64))
 
     def _region_owners(self, regions: npt.NDArray[np.int32], count: int) -> IntArray:
-        """The area covering each boundary-free region (region 0 is the boundary cells)."""
+        """The area covering each boundary-free region (region 0 is the boundary cells);
+        _EXACT for a region covered by two or more areas."""
         owner = np.full(count + 1, NO_AREA, dtype=np.int64)
         if count == 0:
             return owner
@@ -150,27 +154,45 @@ class AreaIndex:
             rows[i] = row_slice.start
             cols[i] = col_slice.start + int(np.argmax(top == i + 1))
         keep = np.arange(1, count + 1)
-        x = self.origin[0] + (cols + 0.5) * self.cell
-        y = self.origin[1] + (rows + 0.5) * self.cell
-        owner[keep] = self._exact(x, y)[0]
+        x = np.asarray(self.origin[0] + (cols + 0.5) * self.cell, dtype=np.float64)
+        y = np.asarray(self.origin[1] + (rows + 0.5) * self.cell, dtype=np.float64)
+        found, _, overlap = self._exact(x, y)
+        owner[keep] = np.where(overlap, _EXACT, found)
         return owner
 
     # --- queries ---------------------------------------------------------------------------
 
-    def _exact(self, x: FloatArray, y: FloatArray) -> tuple[IntArray, npt.NDArray[np.bool_]]:
-        """GEOS covers test, smallest index on ties; and whether the point is on the boundary."""
-        result = np.full(len(x), len(self.codes), dtype=np.int64)
-        if len(x) and len(self.codes):
+    def _exact(
+        self, x: FloatArray, y: FloatArray
+    ) -> tuple[IntArray, npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+        """GEOS covers test, smallest index on ties; whether the point is on that area's
+        boundary; and whether it lies in an overlap (covered by two or more areas and
+        inside at least one: an edge that areas merely share is no overlap)."""
+        n = len(x)
+        result = np.full(n, len(self.codes), dtype=np.int64)
+        on_edge = np.zeros(n, dtype=bool)
+        overlap = np.zeros(n, dtype=bool)
+        if n and len(self.codes):
             points, areas = self.tree.query(shapely.points(x, y), predicate="intersects")
             np.minimum.at(result, points, areas)
+            inside = shapely.contains_xy(self.geoms[areas], x[points], y[points])
+            covering = np.bincount(points, minlength=n)
+            interior = np.bincount(points, weights=inside, minlength=n)
+            overlap = (covering >= 2) & (interior >= 1)
+            chosen = areas == result[points]
+            on_edge[points[chosen]] = ~inside[chosen]
         result[result == len(self.codes)] = NO_AREA
-        on_edge = np.zeros(len(x), dtype=bool)
-        hit = result >= 0
-        on_edge[hit] = ~shapely.contains_xy(self.geoms[result[hit]], x[hit], y[hit])
-        return result, on_edge
+        return result, on_edge, overlap
 
     def cover(self, x: npt.ArrayLike, y: npt.ArrayLike) -> tuple[IntArray, npt.NDArray[np.bool_]]:
         """Index of the covering area (NO_AREA if none) and whether the point is on its boundary."""
+        found, on_edge, _ = self.cover_flagged(x, y)
+        return found, on_edge
+
+    def cover_flagged(
+        self, x: npt.ArrayLike, y: npt.ArrayLike
+    ) -> tuple[IntArray, npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+        """As ``cover``, and whether each point lies where areas overlap."""
         x, y = np.asarray(x, dtype=float).ravel(), np.asarray(y, dtype=float).ravel()
         u, v = self._to_cells(x, y)
         rows, cols = np.floor(v), np.floor(u)
@@ -179,9 +201,10 @@ class AreaIndex:
         found = np.full(len(x), NO_AREA, dtype=np.int64)
         found[inside] = self.lookup[rows[inside].astype(np.int64), cols[inside].astype(np.int64)]
         on_edge = np.zeros(len(x), dtype=bool)
+        overlap = np.zeros(len(x), dtype=bool)
         exact = found == _EXACT
-        found[exact], on_edge[exact] = self._exact(x[exact], y[exact])
-        return found, on_edge
+        found[exact], on_edge[exact], overlap[exact] = self._exact(x[exact], y[exact])
+        return found, on_edge, overlap
 
     def nearest_within(
         self, x: npt.ArrayLike, y: npt.ArrayLike, metres: float

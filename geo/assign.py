@@ -11,6 +11,9 @@ The rules (issue "Point-to-grid assignment"):
    ``snapped``, with the distance.
 4. Anything else is ``outside``: still recorded, with the smallest enclosing
    higher-level area (community, else sub-district, else district) if there is one.
+5. A point that lies where grids overlap (faulty data: covered by two or more grids and
+   inside at least one) keeps its match kind and is flagged ``overlap``, so that a
+   dispatcher knows the answer rests on faulty data.
 
 The result carries the chain grid -> community -> sub-district -> district (codes and
 names, following each area's parent code), the compound covering the point if any, the
@@ -35,6 +38,7 @@ MATCH_KINDS = (INSIDE, BOUNDARY, SNAPPED, OUTSIDE)
 CHAIN = ("grid", "community", "subdistrict", "district")
 COLUMNS: tuple[str, ...] = (
     "match",
+    "overlap",
     *(f"{level}_{what}" for level in CHAIN for what in ("code", "name")),
     "compound_code",
     "compound_name",
@@ -94,10 +98,10 @@ class Assigner:
 
     def assign(self, lon: npt.ArrayLike, lat: npt.ArrayLike) -> pd.DataFrame:
         """One row per point, in input order, with the columns in ``COLUMNS``."""
-        match, chain, distance, compound = self._assign_codes(lon, lat)
+        match, overlap, chain, distance, compound = self._assign_codes(lon, lat)
         # Categoricals: a million rows of a few thousand distinct codes cost integer
         # arrays, not a million Python strings. Missing values read back as NaN.
-        frame = pd.DataFrame({"match": pd.Categorical.from_codes(match, MATCH_KINDS)})
+        frame = pd.DataFrame({"match": pd.Categorical.from_codes(match, MATCH_KINDS), "overlap": overlap})
         for column, codes in chain.items():
             frame[column] = pd.Categorical.from_codes(codes, self._categories[column])
         frame["compound_code"], frame["compound_name"] = self._compound_columns(compound)
@@ -107,8 +111,8 @@ class Assigner:
 
     def assign_one(self, lon: float, lat: float) -> dict[str, object]:
         """The same answer for one point, as a dict (what the API returns), without pandas."""
-        match, chain, distance, compound = self._assign_codes([lon], [lat])
-        row: dict[str, object] = {"match": MATCH_KINDS[int(match[0])]}
+        match, overlap, chain, distance, compound = self._assign_codes([lon], [lat])
+        row: dict[str, object] = {"match": MATCH_KINDS[int(match[0])], "overlap": bool(overlap[0])}
         for column, codes in chain.items():
             row[column] = self._categories[column][codes[0]] if codes[0] >= 0 else None
         found = int(compound[0])
@@ -120,12 +124,17 @@ class Assigner:
 
     def _assign_codes(
         self, lon: npt.ArrayLike, lat: npt.ArrayLike
-    ) -> tuple[npt.NDArray[np.int8], dict[str, npt.NDArray[np.int32]], npt.NDArray[np.float64], npt.NDArray[np.int64]]:
-        """The rules, as integer codes: match kind, chain columns, distance, compound index."""
+    ) -> tuple[
+        npt.NDArray[np.int8], npt.NDArray[np.bool_], dict[str, npt.NDArray[np.int32]],
+        npt.NDArray[np.float64], npt.NDArray[np.int64],
+    ]:
+        """The rules, as integer codes: match kind, overlap flag, chain columns, distance,
+        compound index."""
         lon = np.asarray(lon, dtype=float).ravel()
         lat = np.asarray(lat, dtype=float).ravel()
         n = len(lon)
         match = np.full(n, MATCH_KINDS.index(OUTSIDE), dtype=np.int8)
+        overlap = np.zeros(n, dtype=bool)
         distance = np.full(n, np.nan)
         chain = {column: np.full(n, -1, dtype=np.int32) for column in self._categories}
         started = np.zeros(n, dtype=bool)
@@ -137,7 +146,7 @@ class Assigner:
 
         grids = self._indexes.get("grid")
         if grids is not None and len(grids):
-            found, on_edge = grids.cover(lon, lat)
+            found, on_edge, overlap = grids.cover_flagged(lon, lat)
             hit = np.flatnonzero(found != NO_AREA)
             match[hit] = np.where(on_edge[hit], MATCH_KINDS.index(BOUNDARY), MATCH_KINDS.index(INSIDE))
             start_chain("grid", hit, found[hit])
@@ -155,7 +164,7 @@ class Assigner:
         compound = np.full(n, NO_AREA, dtype=np.int64)
         if self._compounds is not None and len(self._compounds):
             compound, _ = self._compounds.cover(lon, lat)
-        return match, chain, distance, compound
+        return match, overlap, chain, distance, compound
 
     def _walk_up(self, level: str, code: str | None) -> list[tuple[str, str]]:
         chain = []

@@ -22,6 +22,7 @@ from data.migrate import upgrade
 from data.models import Base
 
 REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
+REALDATA_EXTRA = REALDATA.with_name("realdata_extra")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 # Apps made by tests draw no tiles in the background (tests/test_tiles.py seeds on purpose):
 # a thread rendering while a test counts renders or cache entries would make it flaky.
@@ -37,15 +38,20 @@ POSTGIS_URL = os.environ.get(
 TABLES = tuple(table.name for table in reversed(Base.metadata.sorted_tables))
 
 
-def realdata(relative: str) -> Path:
-    """A file of ../shared/realdata; skips when it is missing, except in CI where it fails."""
-    path = REALDATA / relative
+def realdata(relative: str, folder: Path = REALDATA) -> Path:
+    """A file of ../shared/realdata (or ``folder``); skips when missing, except in CI: fails."""
+    path = folder / relative
     if not path.exists():
         message = f"real data not found at {path} (the shared/ folder sits beside the clone in CI)"
         if IN_CI:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+def realdata_extra(relative: str) -> Path:
+    """A file of ../shared/realdata_extra, as ``realdata``."""
+    return realdata(relative, REALDATA_EXTRA)
 
 
 def _unavailable(message: str) -> None:

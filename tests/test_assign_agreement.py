@@ -57,6 +57,16 @@ def reference(grids: gpd.GeoDataFrame, lon: np.ndarray, lat: np.ndarray) -> np.n
     return joined.groupby(level=0)["code"].min().reindex(range(len(lon))).to_numpy()
 
 
+def reference_overlap(grids: gpd.GeoDataFrame, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """Independent overlap flag: covered by two or more grids and inside at least one."""
+    points = gpd.GeoDataFrame(geometry=gpd.points_from_xy(lon, lat), crs=4326)
+    polygons = grids[["code", "geometry"]].set_crs(4326, allow_override=True)
+    covering = gpd.sjoin(points, polygons, predicate="intersects").groupby(level=0).size()
+    inside = gpd.sjoin(points, polygons, predicate="within").groupby(level=0).size()
+    covering, inside = (s.reindex(range(len(lon)), fill_value=0).to_numpy() for s in (covering, inside))
+    return (covering >= 2) & (inside >= 1)
+
+
 def same(bulk: dict, other: dict) -> list[str]:
     """Fields that differ; distances agree to 0.5 m (each backend measures on the ellipsoid its own way)."""
     diff = []
@@ -85,6 +95,7 @@ def check_paths(engine: Engine, api: TestClient, grids: gpd.GeoDataFrame, lon: n
         covered = bulk["match"].isin(["inside", "boundary"]).to_numpy()
         assert (bulk["grid_code"].astype(object).to_numpy()[covered] == expected[covered]).all()
         assert pd.isna(expected[~covered]).all()  # nothing covered was missed
+        assert (bulk["overlap"].to_numpy() == reference_overlap(grids, lon, lat)).all()
         rows = records(bulk.iloc[sample])
         for i, row in zip(sample, rows, strict=True):
             database = assign_in_database(session, float(lon[i]), float(lat[i]), ON, SNAP)
@@ -107,8 +118,11 @@ def test_la_311_points_agree(engine: Engine, api: TestClient) -> None:
     with session_factory(engine)() as session:
         bulk_match = assign_local(load_assigner(session, ON, SNAP), pd.DataFrame({"id": "x", "lon": lon, "lat": lat}))["match"].to_numpy()
     unusual = np.flatnonzero(bulk_match[usable] != "inside")
-    sample = np.unique(np.concatenate([usable[unusual][:150], rng.choice(usable, 100, replace=False)]))
+    # LA's councils overlap in places: points there carry the overlap flag on every path.
+    overlapping = np.flatnonzero(reference_overlap(grids, lon, lat))[:60]
+    sample = np.unique(np.concatenate([usable[unusual][:150], rng.choice(usable, 100, replace=False), overlapping]))
     bulk = check_paths(engine, api, grids, lon, lat, sample)
+    assert bulk.iloc[sample]["overlap"].sum() >= 10, "the sample covers the overlap flag"
     on_vertex = bulk.iloc[len(points):]
     assert (on_vertex["match"] == "boundary").all()
     assert set(bulk["match"]) >= {"inside", "boundary", "snapped", "outside"}

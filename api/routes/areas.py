@@ -11,13 +11,13 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from api.deps import SessionDep
+from api.deps import AreaLevel, SessionDep, geojson_responses
 from api.errors import BadRequest
 from data.importer import today
-from data.places import area_sizes_km2, fault_features, layer_versions, search_places
+from data.places import area_sizes_km2, coverage_collection, layer_versions, search_places
 from data.repository import areas_frame
 from data.tiles import LAYERS, tile_source
-from geo.areas import LAYER_ALIASES, LEVELS
+from geo.areas import LAYER_ALIASES
 
 PLURALS = {level: plural for plural, level in LAYER_ALIASES.items()}
 
@@ -40,17 +40,16 @@ def parse_bbox(bbox: str | None) -> tuple[float, float, float, float] | None:
     return values  # type: ignore[return-value]
 
 
-@router.get("/areas/{level}")
+@router.get("/areas/{level}", response_class=Response,
+            responses=geojson_responses("The level's areas in force on the date"))
 def area_layer(
-    level: str,
+    level: AreaLevel,
     session: SessionDep,
     bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat (WGS84)")] = None,
     at: Annotated[dt.date | None, Query(description="Layer version in force on this date")] = None,
 ) -> Response:
     """One level's areas in force on a date, as GeoJSON."""
     name = LAYER_ALIASES.get(level, level)
-    if name not in LEVELS:
-        raise BadRequest(f"unknown level {level!r}: use one of {', '.join(LEVELS)}")
     frame = areas_frame(session, name, at or today(), parse_bbox(bbox))
     body = json.loads(frame.to_json(drop_id=True)) if not frame.empty else {"type": "FeatureCollection", "features": []}
     body["numberReturned"] = len(frame)
@@ -61,15 +60,25 @@ def area_layer(
 
 
 def _derived(request: Request, session: Session, level: str, on: dt.date, what: str, build: Callable[[], Any]) -> Any:
-    """A figure derived from a layer, kept per layer version and content stamp (as tiles are)."""
-    source = tile_source(session, LAYERS[PLURALS[level]], on)
-    cache: dict[tuple[str, str, int | None, str], Any] = request.app.state.__dict__.setdefault("derived_cache", {})
-    key = (what, level, source.version_id, source.stamp)
+    """A figure derived from a layer, kept per layer version and content stamp (as tiles are).
+
+    The coverage faults depend on the communities too, so their key names both layers.
+    """
+    layers = [level, "community"] if what == "faults" else [level]
+    sources = [tile_source(session, LAYERS[PLURALS[name]], on) for name in layers]
+    cache: dict[tuple[Any, ...], Any] = request.app.state.__dict__.setdefault("derived_cache", {})
+    key = (what, level, *((s.database, s.version_id, s.stamp) for s in sources))
     if key not in cache:
         if len(cache) > 32:  # old versions' entries are never asked for again
             cache.clear()
         cache[key] = build()
     return cache[key]
+
+
+def layer_key(session: Session, level: str, on: dt.date) -> tuple[Any, ...]:
+    """What a figure over ``level``'s areas in force on ``on`` depends on (single-row reads)."""
+    source = tile_source(session, LAYERS[PLURALS[level]], on)
+    return (source.database, source.version_id, source.stamp)
 
 
 def area_sizes(request: Request, session: Session, level: str, on: dt.date) -> dict[str, float]:
@@ -89,21 +98,23 @@ def search(
 
 
 @router.get("/areas/{level}/versions")
-def versions(level: str, session: SessionDep) -> dict[str, Any]:
+def versions(level: AreaLevel, session: SessionDep) -> dict[str, Any]:
     """The dated versions of a level's boundaries, oldest first (use a date with ``at=``)."""
     name = LAYER_ALIASES.get(level, level)
-    if name not in LEVELS:
-        raise BadRequest(f"unknown level {level!r}: use one of {', '.join(LEVELS)}")
     return {"level": name, "versions": layer_versions(session, name)}
 
 
-@router.get("/coverage/faults")
+@router.get("/coverage/faults", response_class=Response,
+            responses=geojson_responses("Overlaps, gaps and grids outside their community"))
 def faults(
     request: Request, session: SessionDep,
     at: Annotated[dt.date | None, Query(description="Check the grid version in force on this date")] = None,
 ) -> Response:
-    """The grid coverage check as GeoJSON: overlaps, gaps and grids outside their community."""
+    """The grid coverage check as GeoJSON: overlaps, gaps and grids outside their community.
+
+    ``coverage.complete`` is false, and ``coverage.summary`` says why, when some checks could
+    not be made (no community layer, grids without a parent): no faults is then no all-clear.
+    """
     on = at or today()
-    features = _derived(request, session, "grid", on, "faults", lambda: fault_features(session, on))
-    body = {"type": "FeatureCollection", "numberReturned": len(features), "features": features}
+    body = _derived(request, session, "grid", on, "faults", lambda: coverage_collection(session, on))
     return Response(json.dumps(body, ensure_ascii=False), media_type="application/geo+json")

@@ -12,14 +12,14 @@ import datetime as dt
 import logging
 import threading
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
 from api.deps import SessionDep
-from api.errors import BadRequest, problem
+from api.errors import BadRequest, problem, problem_responses
 from data.importer import today
 from data.tiles import (
     LAYERS,
@@ -59,10 +59,14 @@ AtQuery = Annotated[
 ]
 
 CrsQuery = Annotated[
-    str,
+    Literal["wgs84", "gcj02"],
     Query(description="The system to draw in: wgs84 (OSM-style base maps) or gcj02 "
           "(AMap/Gaode and Tencent base maps, so that the overlay lines up)"),
 ]
+
+# An unknown layer stays a 404 (the URL names no tile set) with the list of layers; the
+# schema lists them too.
+LayerPath = Annotated[str, Path(description="A tile layer", json_schema_extra={"enum": list(LAYERS)})]
 
 _cache_lock = threading.Lock()
 
@@ -129,12 +133,11 @@ def _cached_render(app: FastAPI, session: Session, source: TileSource, tile: Til
         200: {"content": {MEDIA_TYPE: {}}, "description": "The tile, one layer named as in the URL"},
         204: {"description": "No feature reaches this tile"},
         304: {"description": "The tile is unchanged since the ETag given in If-None-Match"},
-        404: {"description": "Unknown layer"},
-        422: {"description": "z/x/y names no tile"},
+        **problem_responses(404, 422),  # unknown layer; z/x/y names no tile
     },
 )
 def vector_tile(
-    layer: str, z: int, x: int, y: int, request: Request, session: SessionDep, at: AtQuery = None,
+    layer: LayerPath, z: int, x: int, y: int, request: Request, session: SessionDep, at: AtQuery = None,
     crs: CrsQuery = "wgs84",
 ) -> Response:
     """One Mapbox Vector Tile (extent 4096, buffer 64) of a polygon layer."""
@@ -159,7 +162,7 @@ def vector_tile(
 
 
 @router.get("/{layer}.json")
-def tilejson(layer: str, request: Request, session: SessionDep, at: AtQuery = None) -> Response:
+def tilejson(layer: LayerPath, request: Request, session: SessionDep, at: AtQuery = None) -> Response:
     """A TileJSON 3.0.0 document for a layer; with ``at`` its tile URLs pin that date."""
     tile_layer = LAYERS.get(layer)
     if tile_layer is None:
