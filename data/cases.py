@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from sqlalchemy import and_, func, select
@@ -18,14 +20,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from data import repository as repo
+from data.calendar import CalendarSource
 from data.models import Category, Department, Issue, IssueEvent, RoutingRuleRow, User, utcnow
+from data.service_area import ServiceAreaSettingInvalid, service_area
 from data.settings import Settings
 from geo.area_index import metres_per_degree
 from geo.assign import Assigner
 from geo.issues import OPEN_STATUSES
 from geo.loop import ROLES, next_status
 from geo.routing import RoutingRule, route
-from geo.worktime import WorkCalendar, due_at, parse_working_day
+from geo.swap import range_problem, swap_hint
+from geo.worktime import Deadline, WorkCalendar, WorkingDay, deadline, due_at, parse_working_day
 
 MAX_DESCRIPTION = 4000  # Open311's limit, used everywhere
 STAFF_ROLES = (*ROLES, "gate")
@@ -57,6 +62,12 @@ class PreconditionFailed(CaseError):
     status = 412
 
 
+class Unavailable(CaseError):
+    """The deployment is misconfigured: nothing the caller can fix."""
+
+    status = 503
+
+
 @dataclass(frozen=True)
 class Staff:
     """Who is acting: a staff user, or None for a member of the public."""
@@ -76,6 +87,8 @@ class Report:
     media: list[dict[str, Any]] = field(default_factory=list)
     source: str = "resident"
     address: str | None = None
+    crs: str = "wgs84"  # what the reporter used; lon/lat above are already WGS84
+    given: tuple[float, float] | None = None  # lon, lat as given in crs, for the swap hint
 
 
 # --- staff and tokens --------------------------------------------------------------------
@@ -92,7 +105,7 @@ def add_user(session: Session, name: str, role: str, department_code: str | None
         raise CaseError(f"unknown role {role!r}: use one of {', '.join(STAFF_ROLES)}")
     if role == "handler" and not department_code:
         raise CaseError("a handler belongs to a department: give --department CODE")
-    if department_code and session.get(Department, _department_id(session, department_code)) is None:
+    if department_code and _department_id(session, department_code) is None:
         raise CaseError(f"no department {department_code!r}")
     if session.scalar(select(User).where(User.name == name)) is not None:
         raise Conflict(f"a user named {name!r} already exists")
@@ -114,19 +127,44 @@ def staff_for_token(session: Session, token: str) -> Staff | None:
 # --- deadlines ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
 class Clock:
-    """Working time as configured: the calendar with its extra years, and the working day."""
+    """Working time as configured: the official calendar and the working day.
 
-    calendar: WorkCalendar
-    working_day: Any
+    The calendar is chinese-calendar, the extra file, and the years loaded into the
+    database (``gridmap calendar import``), re-read when another process loads one; a year
+    none of them covers is provisional, and so is any deadline that reaches into it.
+    """
+
+    def __init__(self, calendar: WorkCalendar, working_day: WorkingDay,
+                 source: CalendarSource | None = None) -> None:
+        self.calendar = calendar
+        self.working_day = working_day
+        self.source = source
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Clock:
-        return cls(WorkCalendar(settings.calendar_extra), parse_working_day(settings.working_day))
+    def from_settings(cls, settings: Settings, today: Callable[[], dt.date] | None = None) -> Clock:
+        source = CalendarSource(settings.calendar_extra, today)
+        return cls(source.current, parse_working_day(settings.working_day), source)
+
+    def calendar_for(self, session: Session) -> WorkCalendar:
+        """The calendar including the years in the database (one small read to check them)."""
+        if self.source is not None:
+            self.calendar = self.source.calendar(session)
+        return self.calendar
 
     def due(self, start: dt.datetime, category: Category) -> dt.datetime:
+        """The deadline on the calendar as last read (no database)."""
         return due_at(start, category.time_limit_hours, category.working_hours, self.calendar, self.working_day)
+
+    def deadline(self, session: Session, start: dt.datetime, category: Category) -> Deadline:
+        """The deadline and whether it is provisional, on the calendar the database has now."""
+        return deadline(start, category.time_limit_hours, category.working_hours,
+                        self.calendar_for(session), self.working_day)
+
+    def deadline_fields(self, session: Session, start: dt.datetime, category: Category) -> dict[str, Any]:
+        """``due_at`` and ``due_provisional`` for an issue: every place that sets one sets both."""
+        found = self.deadline(session, start, category)
+        return {"due_at": found.at, "due_provisional": found.provisional}
 
 
 # --- routing -----------------------------------------------------------------------------
@@ -140,8 +178,22 @@ def rules(session: Session, category: str | None = None) -> list[RoutingRule]:
     return [RoutingRule(*row) for row in session.execute(query.order_by(RoutingRuleRow.id))]
 
 
-def route_issue(session: Session, category: str, chain: dict[str, str | None]) -> tuple[str | None, str]:
-    """The department for a case and why; no rule: the sub-district's command centre."""
+UNROUTED = "held unrouted for a dispatcher to route (set GRIDMAP_FALLBACK_DEPARTMENT to name a department)"
+
+
+def route_issue(
+    session: Session, category: str, chain: dict[str, str | None], fallback: str | None = None,
+    located: bool = True,
+) -> tuple[str | None, str]:
+    """The department for a case and why, never an arbitrary one.
+
+    A case in no grid (or with an address only) goes to the ``fallback`` department when
+    one is configured: nobody owns its place, so a command centre places it. Otherwise the
+    most specific rule, then the sub-district's or district's command centre, then the
+    fallback; with none of these the case is held unrouted, and the reason says so.
+    """
+    if chain.get("grid") is None and fallback:
+        return fallback_route(session, fallback, "in no grid" if located else "an address only")
     found = route(category, chain, rules(session, category))
     if found is not None:
         return found.department_code, f"rule for {found.level}"
@@ -153,10 +205,17 @@ def route_issue(session: Session, category: str, chain: dict[str, str | None]) -
             )
             if centre:
                 return centre, f"no rule: {level} command centre"
-    centre = session.scalar(
-        select(Department.code).where(Department.kind == "command_centre").order_by(Department.code).limit(1)
-    )
-    return centre, "no rule and no local command centre: first command centre"
+    if fallback:
+        return fallback_route(session, fallback, "no rule and no local command centre")
+    return None, f"no rule and no local command centre: {UNROUTED}"
+
+
+def fallback_route(session: Session, code: str, why: str) -> tuple[str | None, str]:
+    """The configured fallback department, checked: a mistyped code must not swallow cases."""
+    if _department_id(session, code) is None:
+        logging.getLogger("gridmap").error("GRIDMAP_FALLBACK_DEPARTMENT %r is not a department", code)
+        return None, f"{why}; GRIDMAP_FALLBACK_DEPARTMENT {code!r} is not a department, so the case is {UNROUTED}"
+    return code, f"{why}: fallback department (GRIDMAP_FALLBACK_DEPARTMENT)"
 
 
 # --- intake ------------------------------------------------------------------------------
@@ -170,8 +229,14 @@ def category(session: Session, code: str) -> Category:
     return found
 
 
-def check_report(session: Session, report: Report) -> Category:
-    """Everything about a report that can be refused before anything is stored."""
+def check_report(
+    session: Session, report: Report, settings: Settings | None = None, on: dt.date | None = None,
+) -> Category:
+    """Everything about a report that can be refused before anything is stored.
+
+    With ``settings``, the place is also checked against the service area in force on
+    ``on`` (default: today in the city).
+    """
     if not report.description or not report.description.strip():
         raise CaseError("description is empty: say what is wrong")
     if len(report.description) > MAX_DESCRIPTION:
@@ -179,9 +244,43 @@ def check_report(session: Session, report: Report) -> Category:
     if report.lon is None or report.lat is None:
         if not report.address or not report.address.strip():
             raise CaseError("give the place: lon and lat, or at least an address")
-    elif not (-180 <= report.lon <= 180 and -90 <= report.lat <= 90):
-        raise CaseError(f"coordinates lon={report.lon}, lat={report.lat} are out of range")
-    return category(session, report.category)
+    else:
+        problem = range_problem(*(report.given or (report.lon, report.lat)))
+        if problem:
+            raise CaseError(f"coordinates out of range: {problem}")
+    kind = category(session, report.category)
+    if settings is not None:
+        check_place(session, report, settings, on or local_today())
+    return kind
+
+
+def local_today() -> dt.date:
+    """Today in the city (Asia/Shanghai), the date whose layers are in force for a report."""
+    return utcnow().astimezone(dt.timezone(dt.timedelta(hours=8))).date()
+
+
+def check_place(session: Session, report: Report, settings: Settings, on: dt.date) -> None:
+    """Refuse a point farther outside the service area than the margin, naming a likely swap."""
+    if report.lon is None or report.lat is None:
+        return  # an address only: nothing to measure; routed like a point in no grid
+    try:
+        area = service_area(session, settings, on)
+    except ServiceAreaSettingInvalid as exc:
+        raise Unavailable(f"{exc}: an administrator must fix the setting") from None
+    if area is None:
+        return  # no layer loaded: nothing defines the city yet
+    margin = settings.service_area_margin_m
+    distance = area.distance_m(report.lon, report.lat)
+    if distance <= margin:
+        return
+    lon, lat = report.given or (report.lon, report.lat)
+    lead = f"lon={lon}, lat={lat} is {distance / 1000:,.1f} km outside the service area ({area.source})"
+    hint = swap_hint(lon, lat, report.crs, lambda x, y: "the service area" if area.distance_m(x, y) <= margin else None,
+                     lead=lead)
+    raise CaseError(
+        hint or f"{lead}; reports are taken up to {margin:g} m outside it: check the coordinates and their crs",
+        service_area=area.source, distance_m=round(distance),
+    )
 
 
 def new_ref(now: dt.datetime) -> str:
@@ -193,24 +292,35 @@ def new_ref(now: dt.datetime) -> str:
     return f"GM{local:%Y%m%d}{secrets.token_hex(4).upper()}"
 
 
+class Intake(NamedTuple):
+    """What taking in a report gave: the case, whether it is new, and where it went and why."""
+
+    issue: Issue
+    created: bool
+    duplicates: list[Issue]
+    routing: str | None  # the reason for its department, as recorded in its history
+
+
 def report_issue(
     session: Session, report: Report, assigner: Assigner, clock: Clock, settings: Settings,
     client_id: str | None = None, idempotency_key: str | None = None, now: dt.datetime | None = None,
-) -> tuple[Issue, bool, list[Issue]]:
-    """Take in a report: assign, route, deadline, history. Returns (issue, created, duplicates).
+) -> Intake:
+    """Take in a report: check, assign, route, deadline, history.
 
     A repeated Idempotency-Key from the same client returns the first issue unchanged.
     """
     if idempotency_key:
         earlier = _by_idempotency(session, client_id, idempotency_key)
         if earlier is not None:
-            return earlier, False, []
-    kind = check_report(session, report)
+            return Intake(earlier, False, [], routing_reason(session, earlier))
+    kind = check_report(session, report, settings)
     now = now or utcnow()
     located = report.lon is not None and report.lat is not None
-    place = assigner.assign_one(report.lon, report.lat) if located else {"match": "unlocated"}  # type: ignore[arg-type]
-    chain = {lvl: place.get(f"{lvl}_code") for lvl in ("grid", "community", "subdistrict", "district")}
-    department, why = route_issue(session, kind.code, chain)
+    place: dict[str, Any] = (
+        assigner.assign_one(report.lon, report.lat) if located else {"match": "unlocated"}  # type: ignore[arg-type]
+    )
+    chain: dict[str, str | None] = {lvl: place.get(f"{lvl}_code") for lvl in ("grid", "community", "subdistrict", "district")}
+    department, why = route_issue(session, kind.code, chain, settings.fallback_department, located)
     duplicates = possible_duplicates(session, report, settings, now) if located else []
     issue = Issue(
         ref=new_ref(now), category=kind.code, description=report.description.strip(),
@@ -218,7 +328,7 @@ def report_issue(
         department_code=department, reporter_contact=report.reporter_contact,
         created_at=now, updated_at=now, address=report.address,
         geom=f"SRID=4326;POINT({report.lon!r} {report.lat!r})" if located else None,
-        due_at=clock.due(now, kind), version=1, idempotency_key=idempotency_key,
+        **clock.deadline_fields(session, now, kind), version=1, idempotency_key=idempotency_key,
         client_id=client_id if idempotency_key else None, media=report.media or None,
     )
     try:
@@ -229,14 +339,21 @@ def report_issue(
         earlier = _by_idempotency(session, client_id, idempotency_key) if idempotency_key else None
         if earlier is None:
             raise
-        return earlier, False, []
+        return Intake(earlier, False, [], routing_reason(session, earlier))
+    routed = f"routed to {department} ({why})" if department else why
     session.add(IssueEvent(
         issue_id=issue.id, seq=1, at=now, action="report", from_status=None, to_status="reported",
-        actor=report.source, note=f"routed to {department} ({why}); match {place['match']}",
+        actor=report.source, note=f"{routed}; match {place['match']}",
         data={"assignment": place, "routing": why},
     ))
     session.flush()
-    return issue, True, duplicates
+    return Intake(issue, True, duplicates, why)
+
+
+def routing_reason(session: Session, issue: Issue) -> str | None:
+    """Why the case went where it did at intake, from its first event (for a replayed report)."""
+    data = session.scalar(select(IssueEvent.data).where(IssueEvent.issue_id == issue.id, IssueEvent.seq == 1))
+    return data.get("routing") if isinstance(data, dict) else None
 
 
 def _by_idempotency(session: Session, client_id: str | None, key: str) -> Issue | None:
@@ -319,7 +436,7 @@ def apply_action(
             if _department_id(session, department_code) is None:
                 raise CaseError(f"no department {department_code!r}")
             changes["department_code"] = department_code
-        changes["due_at"] = clock.due(now, category(session, issue.category))  # counted from dispatch
+        changes.update(clock.deadline_fields(session, now, category(session, issue.category)))  # from dispatch
     if action == "close":
         if satisfaction is not None and not 1 <= satisfaction <= 5:
             raise CaseError("satisfaction is a score from 1 to 5")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import shapely
-from sqlalchemy import and_, func, select
+from sqlalchemy import CursorResult, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from data import repository as repo
@@ -161,8 +161,22 @@ def _iso(value: dt.datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def record_occupancy(session: Session, facility_id: int, occupied: int, at: dt.datetime | None = None) -> Facility:
-    """A gate system's count of occupied spaces; never more than the capacity."""
+class OccupancyReading(NamedTuple):
+    """The facility after a gate's reading, and whether the reading replaced the figure on record."""
+
+    facility: Facility
+    applied: bool
+
+
+def record_occupancy(
+    session: Session, facility_id: int, occupied: int, at: dt.datetime | None = None,
+) -> OccupancyReading:
+    """A gate system's count of occupied spaces; never more than the capacity.
+
+    The newest reading by observation time wins: a gate that sends late (a queued
+    reading with an older ``at``) does not replace a newer figure, and says so with
+    ``applied`` False. A reading at the same time as the one on record replaces it.
+    """
     facility = session.get(Facility, facility_id)
     if facility is None:
         raise NotFound(f"no facility {facility_id}")
@@ -172,9 +186,19 @@ def record_occupancy(session: Session, facility_id: int, occupied: int, at: dt.d
         raise Conflict(f"facility {facility.code} has no capacity on record; set it before sending occupancy")
     if occupied > facility.capacity:
         raise CaseError(f"occupied {occupied} exceeds the capacity of {facility.capacity} at {facility.code}")
-    facility.occupied, facility.occupied_at = occupied, at or utcnow()
+    at = at or utcnow()
+    # Compare-and-set on the observation time in one statement, so that of two gates
+    # sending at once the older reading loses even if both passed the checks above.
+    result = session.execute(
+        update(Facility)
+        .where(Facility.id == facility_id, or_(Facility.occupied_at.is_(None), Facility.occupied_at <= at))
+        .values(occupied=occupied, occupied_at=at)
+        .execution_options(synchronize_session=False)
+    )
+    applied = cast(CursorResult[Any], result).rowcount == 1
     session.flush()
-    return facility
+    session.refresh(facility)
+    return OccupancyReading(facility, applied)
 
 
 def count_facilities(session: Session) -> int:

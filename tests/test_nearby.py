@@ -88,18 +88,54 @@ def test_occupancy_from_the_gate(engine: Engine, database_url: str, tmp_path: Pa
         assert client.put(url, json={"occupied": 10}, headers={"Authorization": f"Bearer {resident}"}).status_code == 403
         too_many = client.put(url, json={"occupied": 101}, headers={"Authorization": f"Bearer {gate}"})
         assert too_many.status_code == 422 and "exceeds the capacity of 100" in too_many.json()["detail"]
-        ok = client.put(url, json={"occupied": 97}, headers={"Authorization": f"Bearer {gate}"})
-        assert ok.status_code == 200 and ok.json()["free_spaces"] == 3
-        params = {"lon": ORIGIN[0], "lat": ORIGIN[1], "kind": "car_park", "radius_m": 1000}
-        live = client.get("/api/v1/facilities/nearby", params=params).json()["features"]
-        assert [(f["properties"]["code"], f["properties"]["free_spaces"]) for f in live] == [("P100", 3)]
-        assert client.get("/api/v1/facilities/nearby", params={**params, "min_free": 5}).json()["numberReturned"] == 0
+        # At a fixed time when only P100 lets cars in (P080 is exit-only by day), whatever the clock says.
+        params = {"lon": ORIGIN[0], "lat": ORIGIN[1], "kind": "car_park", "radius_m": 1000,
+                  "open_at": WEDNESDAY_10.isoformat()}
         old = (dt.datetime.now(SH) - dt.timedelta(hours=1)).isoformat()
         client.put(url, json={"occupied": 5, "at": old}, headers={"Authorization": f"Bearer {gate}"})
         stale = client.get("/api/v1/facilities/nearby", params=params).json()["features"][0]["properties"]
         assert (stale["free_spaces"], stale["occupancy"]) == (None, "unknown")  # too old: not shown as 95
+        ok = client.put(url, json={"occupied": 97}, headers={"Authorization": f"Bearer {gate}"})
+        assert ok.status_code == 200 and ok.json()["free_spaces"] == 3
+        live = client.get("/api/v1/facilities/nearby", params=params).json()["features"]
+        assert [(f["properties"]["code"], f["properties"]["free_spaces"]) for f in live] == [("P100", 3)]
+        assert client.get("/api/v1/facilities/nearby", params={**params, "min_free": 5}).json()["numberReturned"] == 0
         assert client.get("/api/v1/facilities/nearby", params={**params, "crs": "mars"}).status_code == 422
         assert client.get("/api/v1/facilities/nearby", params={**params, "radius_m": 50_000}).status_code == 422
+
+
+def test_an_older_reading_keeps_the_newer_one(engine: Engine, database_url: str, tmp_path: Path) -> None:
+    """A gate that sends late (a queued reading with an older ``at``) does not overwrite."""
+    place(engine)
+    with session_factory(engine)() as session, session.begin():
+        gate = {"Authorization": f"Bearer {add_user(session, 'gate1', 'gate')}"}
+        p100 = session.scalar(select(Facility.id).where(Facility.code == "P100"))
+    settings = Settings(database_url=database_url, data_dir=tmp_path, escalate_every_seconds=0)
+    now = dt.datetime.now(SH).replace(microsecond=0)
+    url = f"/api/v1/facilities/{p100}/occupancy"
+    with TestClient(create_app(settings)) as client:
+        newer = client.put(url, json={"occupied": 40, "at": now.isoformat()}, headers=gate)
+        assert newer.status_code == 200 and newer.json()["applied"] is True
+        late = client.put(url, json={"occupied": 90, "at": (now - dt.timedelta(minutes=2)).isoformat()}, headers=gate)
+        assert late.status_code == 200, late.text
+        body = late.json()
+        # Acknowledged, not applied: the answer shows the newer figure that was kept.
+        assert body["applied"] is False and body["occupied"] == 40 and body["free_spaces"] == 60
+        assert dt.datetime.fromisoformat(body["occupied_at"]) == now
+        assert "older than the one on record" in body["note"] and "kept the newer" in body["note"]
+        # At a fixed time when only P100 lets cars in (P080 is exit-only by day), whatever the clock says.
+        params = {"lon": ORIGIN[0], "lat": ORIGIN[1], "kind": "car_park", "radius_m": 1000,
+                  "open_at": WEDNESDAY_10.isoformat()}
+        shown = client.get("/api/v1/facilities/nearby", params=params).json()["features"][0]["properties"]
+        assert (shown["code"], shown["free_spaces"]) == ("P100", 60)
+        # A reading at the same time as the one on record replaces it (a gate's correction);
+        # a later one, of course, too.
+        same = client.put(url, json={"occupied": 41, "at": now.isoformat()}, headers=gate).json()
+        later = client.put(url, json={"occupied": 42, "at": (now + dt.timedelta(seconds=1)).isoformat()}, headers=gate).json()
+        assert (same["applied"], same["occupied"], later["applied"], later["occupied"]) == (True, 41, True, 42)
+    with session_factory(engine)() as session:
+        stored = session.get(Facility, p100)
+        assert (stored.occupied, stored.occupied_at) == (42, now + dt.timedelta(seconds=1))
 
 
 @pytest.mark.parametrize(

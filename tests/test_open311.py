@@ -380,7 +380,10 @@ POST_ERRORS: list[tuple[str, dict[str, str | None], int, str]] = [
     ("long description", {"description": "长" * 4001}, 400, "at most 4000"),
     ("empty description", {"description": "  "}, 400, "description is empty"),
     ("no location", {"lat": None, "long": None}, 400, "location required"),
-    ("address only", {"lat": None, "long": None, "address_string": "文庭街39号"}, 400, "location required"),
+    # An address_string alone is taken in (tests/test_service_area.py); an address_id cannot be looked up.
+    ("address_id only", {"lat": None, "long": None, "address_id": "39"}, 400, "address_id cannot be looked up"),
+    ("far outside the city", {"lat": "39.909", "long": "116.397"}, 400, "outside the service area"),
+    ("swapped", {"lat": "111.3", "long": "23.5"}, 400, "look swapped"),
     ("half a location", {"long": None}, 400, "location required"),
     ("not a number", {"lat": "north"}, 400, "must be numbers"),
     ("out of range", {"lat": "123.5"}, 400, "out of range"),

@@ -9,22 +9,24 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 
-from api.deps import SessionDep, SettingsDep
-from api.errors import BadRequest
+from api.deps import MAX_ID, Crs, CrsQuery, SessionDep, SettingsDep, geojson_responses, id_path
+from api.known import check_facility_kinds
 from api.routes.areas import parse_bbox
-from api.routes.locate import API_CRS, check_range
+from api.routes.locate import check_range
 from api.security import CurrentStaff
 from data import cases
 from data.facilities import MAX_RADIUS_M, NearbyQuery, nearby, record_occupancy
 from data.models import Facility
 from data.repository import dialect_for
 from geo.crs import parse_crs, to_wgs84_xy
+from geo.worktime import CalendarOutOfRange, WorkCalendar
 
 router = APIRouter(prefix="/api/v1/facilities", tags=["facilities"])
 LOCAL = ZoneInfo("Asia/Shanghai")
+LOOK_AHEAD_DAYS = 14  # FacilityHours' horizon: closes_at / opens_next_at look this far
 
 
 def local_time(value: dt.datetime | None) -> dt.datetime:
@@ -34,11 +36,28 @@ def local_time(value: dt.datetime | None) -> dt.datetime:
     return value.replace(tzinfo=LOCAL) if value.tzinfo is None else value
 
 
-@router.get("/nearby")
+def calendar_is_provisional(calendar: WorkCalendar, at: dt.datetime) -> bool:
+    """Whether opening states at ``at`` (and the look-ahead after it) rest on a provisional calendar.
+
+    A time outside the calendar's range is the client's mistake: CalendarOutOfRange, a 422
+    naming the range.
+    """
+    first, last = calendar.bounds()
+    try:
+        day = at.astimezone(LOCAL).date()
+    except OverflowError:  # year 1 or 9999 with an offset: out of range in any zone
+        day = at.date()
+    if not first <= day <= last:
+        raise CalendarOutOfRange(day, first, last)
+    return calendar.provisional_between(day, min(day + dt.timedelta(days=LOOK_AHEAD_DAYS), last))
+
+
+@router.get("/nearby", response_class=Response,
+            responses=geojson_responses("Facilities near the point, nearest first"))
 def find_nearby(
     request: Request, session: SessionDep, settings: SettingsDep,
     lon: Annotated[float, Query()], lat: Annotated[float, Query()],
-    crs: Annotated[str, Query(description="wgs84, cgcs2000, gcj02 or bd09")] = "wgs84",
+    crs: CrsQuery = Crs.wgs84,
     kind: Annotated[list[str] | None, Query(description="car_park, sports_ground, toilet (repeatable)")] = None,
     open_at: Annotated[dt.datetime | None, Query(description="ISO time; default now; no offset means Asia/Shanghai")] = None,
     radius_m: Annotated[float, Query(gt=0, le=MAX_RADIUS_M)] = 1000.0,
@@ -47,12 +66,13 @@ def find_nearby(
     include_closed: bool = False,
 ) -> Response:
     """Facilities near a point, nearest first, with opening state, free spaces and access."""
-    if crs.lower() not in API_CRS:
-        raise BadRequest(f"unknown crs {crs!r}: use one of {', '.join(API_CRS)}")
     check_range(lon, lat)
+    check_facility_kinds(session, kind)
     x, y = to_wgs84_xy(lon, lat, parse_crs(crs))
     query = NearbyQuery(float(x), float(y), local_time(open_at), radius_m, tuple(kind or ()), limit, min_free, include_closed)
-    items = nearby(session, query, request.app.state.clock.calendar, settings.occupancy_max_age_seconds)
+    calendar = request.app.state.clock.calendar_for(session)
+    provisional = calendar_is_provisional(calendar, query.at)
+    items = nearby(session, query, calendar, settings.occupancy_max_age_seconds)
     body = {
         "type": "FeatureCollection",
         "features": [
@@ -62,6 +82,8 @@ def find_nearby(
         ],
         "numberReturned": len(items),
         "open_at": query.at.isoformat(),
+        # PH and make-up working days in a year whose official notice is not loaded are by rule.
+        "calendar_provisional": provisional,
     }
     return Response(json.dumps(body, ensure_ascii=False), media_type="application/geo+json")
 
@@ -69,7 +91,7 @@ def find_nearby(
 FACILITY_FIELDS = ["code", "kind", "name", "operator", "access", "capacity", "shared_spaces", "fee", "opening_hours"]
 
 
-@router.get("")
+@router.get("", response_class=Response, responses=geojson_responses("Facilities as points"))
 def list_facilities(
     session: SessionDep,
     bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat (WGS84)")] = None,
@@ -85,6 +107,7 @@ def list_facilities(
     query = select(table.c.id, *(table.c[c] for c in FACILITY_FIELDS),
                    func.ST_X(func.ST_PointOnSurface(table.c.geom)), func.ST_Y(func.ST_PointOnSurface(table.c.geom)))
     box = parse_bbox(bbox)
+    check_facility_kinds(session, kind)
     if box is not None:
         query = query.where(dialect_for(session).bbox_filter(table, box))
     if kind:
@@ -100,18 +123,29 @@ def list_facilities(
 
 
 class OccupancyIn(BaseModel):
-    occupied: int = Field(ge=0, description="Spaces in use now")
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is refused, not dropped
+
+    occupied: int = Field(ge=0, le=MAX_ID, description="Spaces in use now")
     at: dt.datetime | None = Field(None, description="When the gate counted (default: now)")
 
 
 @router.put("/{facility_id}/occupancy")
-def put_occupancy(facility_id: int, body: OccupancyIn, session: SessionDep, staff: CurrentStaff) -> dict[str, Any]:
-    """A gate system reports how many spaces are in use (role gate)."""
+def put_occupancy(facility_id: Annotated[int, id_path("facility")], body: OccupancyIn, session: SessionDep, staff: CurrentStaff) -> dict[str, Any]:
+    """A gate system reports how many spaces are in use (role gate).
+
+    A reading older than the one on record (a gate sending late) is acknowledged with 200
+    but not applied: ``applied`` is false and the figure shown is the newer one kept. A
+    2xx, not a 409, because a gate that got an error would resend the same stale reading.
+    """
     if staff is None or staff.role not in ("gate", "admin"):
         raise cases.Forbidden("send occupancy with a gate token (gridmap users add NAME --role gate)")
     at = local_time(body.at) if body.at else None
-    facility = record_occupancy(session, facility_id, body.occupied, at)
+    facility, applied = record_occupancy(session, facility_id, body.occupied, at)
     session.commit()
-    return {"id": facility.id, "code": facility.code, "capacity": facility.capacity,
-            "occupied": facility.occupied, "free_spaces": facility.capacity - facility.occupied,
-            "occupied_at": facility.occupied_at.isoformat()}
+    answer = {"id": facility.id, "code": facility.code, "capacity": facility.capacity,
+              "occupied": facility.occupied, "free_spaces": facility.capacity - facility.occupied,
+              "occupied_at": facility.occupied_at.isoformat(), "applied": applied}
+    if not applied:
+        answer["note"] = (f"this reading (at {at.isoformat() if at else 'now'}) is older than the one on record "
+                          f"(at {facility.occupied_at.isoformat()}); kept the newer reading")
+    return answer

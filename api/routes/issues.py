@@ -7,14 +7,28 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
 
-from api.deps import SessionDep, SettingsDep
+from api.bodies import REPORT_BODY, refuse_unknown_fields
+from api.deps import (
+    MAX_ID,
+    MAX_OFFSET,
+    Action,
+    IssueStatus,
+    SessionDep,
+    SettingsDep,
+    StatLevel,
+    geojson_responses,
+    id_path,
+)
 from api.errors import BadRequest
-from api.media import MediaRejected, read_media, store_media
-from api.routes.areas import area_sizes, parse_bbox
+from api.known import check_area, check_categories, check_departments
+from api.media import PUBLIC_MEDIA_FROM, MediaRejected, Upload, read_media, store_media
+from api.routes.areas import area_sizes, layer_key, parse_bbox
 from api.routes.locate import API_CRS, cached_assigner
 from api.security import CurrentStaff, rate_limit_reports
 from data import cases
@@ -23,13 +37,14 @@ from data.clusters import issue_clusters
 from data.importer import today
 from data.models import Category, Department, Issue, IssueEvent
 from data.repository import dialect_for
+from data.settings import Settings
 from geo.crs import parse_crs, to_wgs84_xy
-from geo.issues import OPEN_STATUSES, STATUSES
+from geo.issues import OPEN_STATUSES
 from geo.loop import allowed_actions
-from geo.stats import STAT_LEVELS, issue_stats
+from geo.stats import issue_stats
+from geo.swap import range_problem
 
 router = APIRouter(prefix="/api/v1", tags=["issues"])
-PUBLIC_MEDIA_FROM = {"accepted", "dispatched", "in_progress", "responded", "verified", "closed"}
 
 
 def clock(request: Request) -> cases.Clock:
@@ -51,11 +66,15 @@ def issue_properties(issue: Issue, staff: Staff | None, now: dt.datetime) -> dic
         "department_code": issue.department_code,
         "created_at": issue.created_at.isoformat(), "updated_at": issue.updated_at.isoformat(),
         "due_at": issue.due_at.isoformat() if issue.due_at else None,
+        "due_provisional": bool(issue.due_provisional),
         "overdue": is_overdue(issue, now), "escalation_level": issue.escalation_level,
         "satisfaction": issue.satisfaction, "version": issue.version, "address": issue.address,
     }
     if staff is not None or issue.status in PUBLIC_MEDIA_FROM:
         props["media"] = [{"url": f"/media/{m['path']}", "content_type": m["content_type"]} for m in issue.media or []]
+        if staff is not None:  # the reporter's own file names may name people: staff only
+            for item, record in zip(props["media"], issue.media or [], strict=True):
+                item["name"] = record.get("filename")
     if staff is not None:
         props["reporter_contact"] = issue.reporter_contact
         props["allowed_actions"] = allowed_actions(issue.status, staff.role)
@@ -70,7 +89,8 @@ def reported_window(since: dt.date | None, until: dt.date | None) -> tuple[dt.da
     if since and until and until < since:
         raise BadRequest(f"the period ends ({until}) before it starts ({since}): swap from and to")
     start = dt.datetime.combine(since, dt.time(), SHANGHAI) if since else None
-    end = dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), SHANGHAI) if until else None
+    # The last day of the calendar has no next day: "until then" is then no bound at all.
+    end = dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), SHANGHAI) if until and until < dt.date.max else None
     return start, end
 
 
@@ -131,38 +151,53 @@ def report_from(fields: dict[str, Any]) -> Report:
     if crs not in API_CRS:
         raise CaseError(f"unknown crs {crs!r}: use one of {', '.join(API_CRS)}")
     try:
-        lon, lat = float(fields["lon"]), float(fields["lat"])
+        lon, lat = float(fields.get("lon")), float(fields.get("lat"))  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise CaseError(f"lon and lat must be numbers, got {fields['lon']!r}, {fields['lat']!r}") from None
-    if not (-180 <= lon <= 180 and -90 <= lat <= 90):
-        raise CaseError(f"coordinates lon={lon}, lat={lat} are out of range")
+        raise CaseError(f"lon and lat must both be numbers, got {fields.get('lon')!r}, {fields.get('lat')!r}") from None
+    problem = range_problem(lon, lat)  # names a swap, as /locate does
+    if problem:
+        raise CaseError(f"coordinates out of range: {problem}")
     x, y = to_wgs84_xy(lon, lat, parse_crs(crs))
     return Report(
         lon=float(x), lat=float(y), category=str(fields["category"]), description=str(fields["description"]),
         reporter_contact=(str(fields["reporter_contact"]) if fields.get("reporter_contact") else None),
-        source=str(fields.get("source") or "resident"), address=address,
+        source=str(fields.get("source") or "resident"), address=address, crs=crs, given=(lon, lat),
     )
 
 
-@router.post("/issues", status_code=201, dependencies=[Depends(rate_limit_reports)])
+@router.post("/issues", status_code=201, dependencies=[Depends(rate_limit_reports)], openapi_extra=REPORT_BODY)
 async def create_issue(
     request: Request, session: SessionDep, settings: SettingsDep, clock: ClockDep, staff: CurrentStaff,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
-    """Report an issue at a place; it is assigned to its grid and routed at once."""
+    """Report an issue at a place; it is assigned to its grid and routed at once.
+
+    The body and its files are read here, on the event loop; the checks, assignment and
+    storage are blocking work (SQL, maybe rebuilding the assigner), so they run in the
+    thread pool and never stall other requests.
+    """
     max_bytes = int(settings.max_upload_mb * 1024 * 1024)
     fields, files = await parse_report(request, max_bytes)
+    refuse_unknown_fields(fields)  # api/bodies.py: a misspelt field is refused, not dropped
     report = report_from(fields)
     if staff is not None:
         report.source = f"{staff.role}:{staff.name}"
-    cases.check_report(session, report)
     try:
         uploads = [await read_media(f, max_bytes) for f in files]  # checked before anything is stored
     except MediaRejected as exc:
         raise CaseError(str(exc)) from exc
+    return await run_in_threadpool(take_in, request, session, settings, clock, report, uploads, idempotency_key)
+
+
+def take_in(
+    request: Request, session: Session, settings: Settings, clock: cases.Clock, report: Report,
+    uploads: list[Upload], idempotency_key: str | None,
+) -> JSONResponse:
+    """The blocking part of intake: check, assign, route, store the files, commit."""
+    cases.check_report(session, report, settings)  # refused before the assigner is even loaded
     client = request.client.host if request.client else None
     assigner = cached_assigner(request, session, today(), settings.snap_metres)
-    issue, created, duplicates = cases.report_issue(
+    issue, created, duplicates, routing = cases.report_issue(
         session, report, assigner, clock, settings, client_id=client, idempotency_key=idempotency_key
     )
     if created and uploads:
@@ -172,7 +207,9 @@ async def create_issue(
         "id": issue.id, "ref": issue.ref, "status": issue.status,
         "areas": {lvl: getattr(issue, f"{lvl}_code") for lvl in ("grid", "community", "subdistrict", "district")},
         "department_code": issue.department_code,
+        "routing": routing,
         "due_at": issue.due_at.isoformat() if issue.due_at else None,
+        "due_provisional": bool(issue.due_provisional),
         "version": issue.version,
         "possible_duplicates": [{"id": d.id, "ref": d.ref, "status": d.status} for d in duplicates],
     }
@@ -186,16 +223,19 @@ async def create_issue(
 
 
 class TransitionIn(BaseModel):
-    action: str = Field(description="accept, reject, dispatch, start, respond, verify, fail_verification, close, reopen")
+    # Unknown fields are refused: a misspelt "department" would otherwise be dropped silently.
+    model_config = ConfigDict(extra="forbid")
+
+    action: Action = Field(description="The step to take; a wrong one for the status is a 409 naming the allowed ones")
     note: str | None = Field(None, max_length=4000)
     satisfaction: int | None = Field(None, ge=1, le=5, description="The reporter's score, on close")
     department_code: str | None = Field(None, description="On dispatch: send to this department instead")
-    version: int | None = Field(None, description="The version you read (or send If-Match)")
+    version: int | None = Field(None, ge=1, le=MAX_ID, description="The version you read (or send If-Match)")
 
 
 @router.post("/issues/{issue_id}/transitions")
 def transition(
-    issue_id: int, body: TransitionIn, session: SessionDep, clock: ClockDep, staff: CurrentStaff, response: Response,
+    issue_id: Annotated[int, id_path("issue")], body: TransitionIn, session: SessionDep, clock: ClockDep, staff: CurrentStaff, response: Response,
     if_match: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
     """Move a case one step through the loop (staff only), with a version check."""
@@ -213,20 +253,22 @@ def transition(
     response.headers["ETag"] = etag(issue)
     return {"id": issue.id, "status": issue.status, "version": issue.version,
             "due_at": issue.due_at.isoformat() if issue.due_at else None,
+            "due_provisional": bool(issue.due_provisional),
             "allowed_actions": allowed_actions(issue.status, staff.role)}
 
 
 # --- reading -----------------------------------------------------------------------------
 
 
-@router.get("/issues/clusters")
+@router.get("/issues/clusters", response_class=Response,
+            responses=geojson_responses("Clusters as points with counts per status"))
 def clusters(
     session: SessionDep,
     bbox: Annotated[str, Query(description="minlon,minlat,maxlon,maxlat")],
     zoom: Annotated[int, Query(ge=0, le=22, description="Web-Mercator zoom of the map")],
-    status: Annotated[list[str] | None, Query()] = None,
-    category: Annotated[list[str] | None, Query()] = None,
-    department: Annotated[str | None, Query()] = None,
+    status: Annotated[list[IssueStatus] | None, Query()] = None,
+    category: Annotated[list[str] | None, Query(description="Category codes (GET /api/v1/categories)")] = None,
+    department: Annotated[str | None, Query(description="A department code (GET /api/v1/departments)")] = None,
     since: Annotated[dt.date | None, Query(alias="from", description="Reported on or after (Asia/Shanghai date)")] = None,
     until: Annotated[dt.date | None, Query(alias="to", description="Reported on or before")] = None,
 ) -> Response:
@@ -237,6 +279,8 @@ def clusters(
     """
     box = parse_bbox(bbox)
     assert box is not None
+    check_categories(session, category)
+    check_departments(session, [department] if department else None)
     start, end = reported_window(since, until)
     try:
         found = issue_clusters(session, box, zoom, cases.utcnow(), status, category, department, start, end)
@@ -249,7 +293,7 @@ def clusters(
 
 
 @router.get("/issues/{issue_id}")
-def read_issue(issue_id: int, session: SessionDep, staff: CurrentStaff, response: Response) -> dict[str, Any]:
+def read_issue(issue_id: Annotated[int, id_path("issue")], session: SessionDep, staff: CurrentStaff, response: Response) -> dict[str, Any]:
     """One issue, with its history."""
     issue = cases.get_issue(session, issue_id)
     if not cases.can_see(issue, staff):
@@ -266,29 +310,29 @@ def read_issue(issue_id: int, session: SessionDep, staff: CurrentStaff, response
     return feature(issue, lon, lat, props)
 
 
-@router.get("/issues")
+@router.get("/issues", response_class=Response, responses=geojson_responses("Issues, newest first"))
 def list_issues(
     request: Request, session: SessionDep, staff: CurrentStaff,
     bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat")] = None,
-    status: Annotated[list[str] | None, Query(description="Repeatable")] = None,
-    category: Annotated[list[str] | None, Query(description="Repeatable")] = None,
+    status: Annotated[list[IssueStatus] | None, Query(description="Repeatable")] = None,
+    category: Annotated[list[str] | None, Query(description="Category codes, repeatable (GET /api/v1/categories)")] = None,
     area: Annotated[str | None, Query(description="Grid, community, sub-district or district code")] = None,
-    department: Annotated[str | None, Query()] = None,
+    department: Annotated[str | None, Query(description="A department code (GET /api/v1/departments)")] = None,
     overdue: Annotated[bool | None, Query()] = None,
     since: Annotated[dt.date | None, Query(alias="from", description="Reported on or after (Asia/Shanghai date)")] = None,
     until: Annotated[dt.date | None, Query(alias="to", description="Reported on or before")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Response:
     """Issues as a GeoJSON FeatureCollection, filtered and paged."""
     conditions: list[Any] = []
     box = parse_bbox(bbox)
     if box is not None:
         conditions.append(dialect_for(session).bbox_filter(Issue.__table__, box))
+    check_categories(session, category)
+    check_departments(session, [department] if department else None)
+    check_area(session, area)
     if status:
-        unknown = sorted(set(status) - set(STATUSES))
-        if unknown:
-            raise BadRequest(f"unknown status {', '.join(unknown)}: use {', '.join(STATUSES)}")
         conditions.append(Issue.status.in_(status))
     if category:
         conditions.append(Issue.category.in_(category))
@@ -330,7 +374,7 @@ def list_issues(
 @router.get("/stats")
 def stats(
     request: Request,
-    session: SessionDep, level: Annotated[str, Query(description="grid, community, subdistrict, district or department")],
+    session: SessionDep, level: Annotated[StatLevel, Query(description="What to count by")],
     since: Annotated[dt.date | None, Query(alias="from")] = None,
     until: Annotated[dt.date | None, Query(alias="to")] = None,
 ) -> dict[str, Any]:
@@ -339,15 +383,15 @@ def stats(
     For an area level, each item also has the area's ``area_km2`` (the version in force
     today) and ``density_per_km2``, reports received per km² in the period.
     """
-    if level not in STAT_LEVELS:
-        raise BadRequest(f"unknown level {level!r}: use one of {', '.join(STAT_LEVELS)}")
     # The figures are cached per period and state of the issues table: a city's 100,000
     # cases take most of a second to aggregate, and the maps ask again on every visit.
     count, last_id, last_change = session.execute(
         select(func.count(), func.max(Issue.id), func.max(Issue.updated_at))).one()
     # The minute too: "overdue" moves with the clock even when no issue changes.
     now = cases.utcnow()
-    key = (level, since, until, count, last_id, str(last_change), now.replace(second=0, microsecond=0))
+    key = (level, since, until, count, last_id, str(last_change), now.replace(second=0, microsecond=0),
+           # the areas' sizes: a re-import (--replace) changes them, not the issues
+           layer_key(session, level, today()) if level != "department" else None)
     cache: dict[Any, dict[str, Any]] = request.app.state.__dict__.setdefault("stats_cache", {})
     if key in cache:
         return cache[key]
@@ -396,6 +440,8 @@ def list_departments(session: SessionDep) -> dict[str, Any]:
 
 
 class RuleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt field must not pass as "city-wide"
+
     category: str
     department_code: str
     area_code: str | None = Field(None, description="Grid, community, sub-district or district code; none: city-wide")
@@ -412,6 +458,7 @@ def list_rules(session: SessionDep, category: str | None = None) -> list[dict[st
     """The routing rules, most specific first within each category."""
     from data.models import RoutingRuleRow
 
+    check_categories(session, [category] if category else None)
     query = select(RoutingRuleRow).order_by(RoutingRuleRow.category, RoutingRuleRow.area_code.is_(None), RoutingRuleRow.id)
     if category:
         query = query.where(RoutingRuleRow.category == category)
@@ -440,7 +487,7 @@ def add_rule(body: RuleIn, session: SessionDep, staff: CurrentStaff) -> dict[str
 
 
 @router.delete("/routing-rules/{rule_id}", status_code=204)
-def delete_rule(rule_id: int, session: SessionDep, staff: CurrentStaff) -> Response:
+def delete_rule(rule_id: Annotated[int, id_path("routing_rule")], session: SessionDep, staff: CurrentStaff) -> Response:
     from data.models import RoutingRuleRow
 
     _rule_editor(staff)

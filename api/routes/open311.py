@@ -18,21 +18,25 @@ from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Header, Path, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
 
+from api.bodies import OPEN311_REQUEST_BODY
 from api.deps import SessionDep, SettingsDep
 from api.errors import BadRequest
+from api.known import check_categories
 from api.routes.issues import PUBLIC_MEDIA_FROM
 from api.routes.locate import cached_assigner
 from data import cases
 from data.cases import CaseError, Report, Staff
 from data.importer import LOCAL_TZ, today
 from data.models import Category, Issue, IssueEvent
+from data.settings import Settings
 
 SPEC = "http://wiki.open311.org/GeoReport_v2"
 CHANGESET = "2026-11-22T00:00:00Z"  # when this API last changed; clients cache discovery by it
@@ -110,6 +114,11 @@ router = APIRouter(prefix="/open311", tags=["open311"], route_class=Open311Route
 # --- rendering ---------------------------------------------------------------------------
 
 
+# Declared as a list in the schema but checked here, so that another suffix stays a 404
+# in the spec's error list (it names no resource) rather than a validation error.
+Fmt = Annotated[str, Path(description="json or xml", json_schema_extra={"enum": list(FORMATS)})]
+
+
 def check_format(fmt: str) -> str:
     if fmt not in FORMATS:
         raise Open311Error(404, f"unknown format {fmt!r}: use .json or .xml")
@@ -158,6 +167,9 @@ def timestamp(value: dt.datetime | None) -> str | None:
 # --- services ----------------------------------------------------------------------------
 
 
+PROVISIONAL_NOTE = "; the deadline is provisional: that year's official holiday calendar is not loaded yet"
+
+
 def time_limit(category: Category) -> str:
     kind = "working hours" if category.working_hours else "hours"
     return f"to be handled within {category.time_limit_hours:g} {kind}"
@@ -181,7 +193,7 @@ def all_categories(session: Session) -> dict[str, Category]:
 
 @router.get("/discovery.{fmt}")
 @router.get("/v2/discovery.{fmt}")
-def discovery(fmt: str, request: Request) -> Response:
+def discovery(fmt: Fmt, request: Request) -> Response:
     """Where the endpoint is and what it speaks (real cities serve this beside /v2)."""
     fmt = check_format(fmt)
     base = str(request.base_url).rstrip("/")
@@ -197,14 +209,14 @@ def discovery(fmt: str, request: Request) -> Response:
 
 
 @router.get("/v2/services.{fmt}")
-def services(fmt: str, session: SessionDep) -> Response:
+def services(fmt: Fmt, session: SessionDep) -> Response:
     """Every issue category, as a service."""
     fmt = check_format(fmt)
     return render(fmt, "services", [service_view(c) for c in all_categories(session).values()])
 
 
 @router.get("/v2/services/{service_code}.{fmt}")
-def service_definition(service_code: str, fmt: str, session: SessionDep) -> Response:
+def service_definition(service_code: str, fmt: Fmt, session: SessionDep) -> Response:
     """A service's extra attributes: none, since metadata is false for all of ours."""
     fmt = check_format(fmt)
     if session.get(Category, service_code) is None:
@@ -268,7 +280,9 @@ def request_view(
         "status_notes": status_notes(issue, events),
         "service_name": category.name if category else None, "service_code": issue.category,
         "description": issue.description, "agency_responsible": issue.department_code,
-        "service_notice": time_limit(category) if category else None,
+        # GeoReport v2 has no field for it, so a provisional deadline is said in the notice.
+        "service_notice": (time_limit(category) + PROVISIONAL_NOTE * bool(issue.due_provisional))
+        if category else None,
         "requested_datetime": timestamp(issue.created_at), "updated_datetime": timestamp(issue.updated_at),
         "expected_datetime": timestamp(issue.due_at),
         "address": details.get("address_string"), "address_id": None, "zipcode": None,
@@ -309,10 +323,13 @@ def date_window(start_date: str | None, end_date: str | None) -> tuple[dt.dateti
     end = parse_when("end_date", end_date) if end_date else None
     if start is None and end is None:
         end = cases.utcnow()
-    if start is None:
-        start = end - MAX_WINDOW  # type: ignore[operator]
-    if end is None:
-        end = start + MAX_WINDOW
+    try:
+        if start is None:
+            start = end - MAX_WINDOW  # type: ignore[operator]
+        if end is None:
+            end = start + MAX_WINDOW
+    except OverflowError:
+        raise Open311Error(400, "start_date or end_date is too close to the end of the calendar") from None
     if end < start:
         raise Open311Error(400, f"end_date {end_date} is before start_date {start_date}")
     if end - start > MAX_WINDOW:
@@ -348,7 +365,7 @@ def request_ids(value: str | None) -> list[int]:
 
 @router.get("/v2/requests.{fmt}")
 def list_requests(
-    fmt: str, request: Request, session: SessionDep,
+    fmt: Fmt, request: Request, session: SessionDep,
     service_request_id: str | None = None, service_code: str | None = None,
     start_date: str | None = None, end_date: str | None = None, status: str | None = None,
 ) -> Response:
@@ -361,6 +378,7 @@ def list_requests(
         start, end = date_window(start_date, end_date)
         conditions += [Issue.created_at >= start, Issue.created_at <= end]
         codes = split_list(service_code)
+        check_categories(session, codes)  # an unknown code would list nothing, as if all were well
         if codes:
             conditions.append(Issue.category.in_(codes))
         wanted = status_condition(status)
@@ -370,7 +388,7 @@ def list_requests(
 
 
 @router.get("/v2/requests/{service_request_id}.{fmt}")
-def read_request(service_request_id: str, fmt: str, request: Request, session: SessionDep) -> Response:
+def read_request(service_request_id: str, fmt: Fmt, request: Request, session: SessionDep) -> Response:
     """One service request, as a one-element list (the spec's shape)."""
     fmt = check_format(fmt)
     wanted = as_id(service_request_id)
@@ -381,7 +399,7 @@ def read_request(service_request_id: str, fmt: str, request: Request, session: S
 
 
 @router.get("/v2/tokens/{token}.{fmt}")
-def read_token(token: str, fmt: str, session: SessionDep) -> Response:
+def read_token(token: str, fmt: Fmt, session: SessionDep) -> Response:
     """Requests are created at once, so a token is just the service_request_id."""
     fmt = check_format(fmt)
     wanted = as_id(token)
@@ -413,13 +431,20 @@ def client_for(session: Session, api_key: str | None) -> Staff:
     return staff
 
 
-def location(fields: dict[str, str]) -> tuple[float, float]:
-    """lat/long in WGS84; an address alone cannot be placed since there is no geocoder."""
+def location(fields: dict[str, str]) -> tuple[float | None, float | None]:
+    """lat/long in WGS84, or none with an address_string (GeoReport v2 allows either).
+
+    An address alone is not geocoded: the case is routed as one in no grid (the fallback
+    department) and a dispatcher places it.
+    """
     lat, lon = fields.get("lat", "").strip(), fields.get("long", "").strip()
+    if not lat and not lon and fields.get("address_string", "").strip():
+        return None, None
     if not lat or not lon:
-        if fields.get("address_string") or fields.get("address_id"):
-            raise Open311Error(400, "location required: send lat and long (WGS84); addresses cannot be located here")
-        raise Open311Error(400, "location required: send lat and long (WGS84)")
+        if fields.get("address_id"):
+            raise Open311Error(400, "location required: address_id cannot be looked up here; "
+                                    "send lat and long (WGS84) or address_string")
+        raise Open311Error(400, "location required: send lat and long (WGS84), or address_string")
     try:
         x, y = float(lon), float(lat)
     except ValueError:
@@ -465,6 +490,7 @@ def report_for(fields: dict[str, str], staff: Staff) -> Report:
     return Report(
         lon=lon, lat=lat, category=service_code, description=fields.get("description", ""),
         reporter_contact=contact(fields), source=f"open311:{staff.name}",
+        address=fields.get("address_string", "").strip()[:MAX_ADDRESS] or None,
     )
 
 
@@ -485,38 +511,56 @@ def record_details(session: Session, issue: Issue, actor: str, extra: dict[str, 
     session.flush()
 
 
-def notice(issue: Issue, duplicates: Sequence[Issue]) -> str:
-    text = f"routed to {issue.department_code or 'the command centre'}"
+def notice(issue: Issue, duplicates: Sequence[Issue], routing: str | None = None) -> str:
+    """Where the request went and why, when it is expected, and what it may duplicate."""
+    if issue.department_code:
+        text = f"routed to {issue.department_code}" + (f" ({routing})" if routing else "")
+    else:
+        text = routing or "held for a dispatcher to route"
     if issue.due_at:
         text += f", expected by {timestamp(issue.due_at)}"
+        text += PROVISIONAL_NOTE * bool(issue.due_provisional)
     if duplicates:
         text += f"; possibly the same as request(s) {', '.join(str(d.id) for d in duplicates)}"
     return text
 
 
-@router.post("/v2/requests.{fmt}")
+@router.post("/v2/requests.{fmt}", openapi_extra=OPEN311_REQUEST_BODY)
 async def create_request(
-    fmt: str, request: Request, session: SessionDep, settings: SettingsDep,
+    fmt: Fmt, request: Request, session: SessionDep, settings: SettingsDep,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> Response:
-    """Take in a report exactly as POST /api/v1/issues does; the api_key is required."""
+    """Take in a report exactly as POST /api/v1/issues does; the api_key is required.
+
+    Only reading the form happens on the event loop; the rest is blocking SQL, run in the
+    thread pool so that other requests go on meanwhile.
+    """
     fmt = check_format(fmt)
     fields = await form_fields(request)
+    return await run_in_threadpool(take_in, fmt, request, session, settings, fields, idempotency_key)
+
+
+def take_in(
+    fmt: str, request: Request, session: Session, settings: Settings, fields: dict[str, str],
+    idempotency_key: str | None,
+) -> Response:
+    """The blocking part of a POST requests: check, assign, route, record, commit."""
     staff = client_for(session, fields.get("api_key"))
     if idempotency_key and len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
         raise Open311Error(400, f"Idempotency-Key is longer than {MAX_IDEMPOTENCY_KEY} characters")
     report = report_for(fields, staff)
     extra = extra_fields(fields)
-    cases.check_report(session, report)  # refused before the assigner is even loaded
+    cases.check_report(session, report, settings)  # refused before the assigner is even loaded
     assigner = cached_assigner(request, session, today(), settings.snap_metres)
-    issue, created, duplicates = cases.report_issue(
+    issue, created, duplicates, routing = cases.report_issue(
         session, report, assigner, request.app.state.clock, settings,
         client_id=client_id(staff), idempotency_key=idempotency_key,
     )
     if created and extra:
         record_details(session, issue, report.source, extra)
     session.commit()
-    body = [{"service_request_id": str(issue.id), "service_notice": notice(issue, duplicates), "account_id": None}]
+    service_notice = notice(issue, duplicates, routing)
+    body = [{"service_request_id": str(issue.id), "service_notice": service_notice, "account_id": None}]
     headers = {} if created else {"Idempotent-Replayed": "true"}
     return render(fmt, "service_requests", body, headers=headers)
 
