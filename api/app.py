@@ -6,13 +6,16 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
+from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 
-from api.errors import install_error_handlers
+from api import media
+from api.errors import OPEN311_ERRORS, install_error_handlers, problem_responses
 from api.routes import (
     areas,
     facilities,
@@ -42,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         upgrade(engine)
         app.state.engine = engine
         app.state.sessions = session_factory(engine)
+        app.state.write_sessions = session_factory(engine, write=True)
         tiles.seed_in_background(app)
         task = None
         if settings.escalate_every_seconds:
@@ -67,20 +71,39 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET"],
                            allow_credentials=False)
-    app.include_router(health.router)
-    app.include_router(areas.router)
-    app.include_router(locate.router)
-    app.include_router(issues.router)
-    app.include_router(open311.router)
-    app.include_router(facilities.router)
-    app.include_router(resident_page.router)
-    app.include_router(tiles.router)
-    app.include_router(pages.router)
+    # Each router's error answers, so that the OpenAPI document says what clients get.
+    app.include_router(health.router, responses=problem_responses(500, 503))
+    app.include_router(areas.router, responses=problem_responses(422, 500, 503))
+    app.include_router(locate.router, responses=problem_responses(422, 500, 503))
+    app.include_router(issues.router, responses=problem_responses(400, 401, 403, 404, 409, 412, 413, 422, 429, 500, 503))
+    app.include_router(open311.router, responses={**OPEN311_ERRORS, **problem_responses(500, 503)})  # JSON or XML
+    app.include_router(facilities.router, responses=problem_responses(400, 401, 403, 404, 409, 422, 500, 503))
+    app.include_router(resident_page.router, responses=problem_responses(500, 503))
+    app.include_router(tiles.router, responses=problem_responses(404, 422, 500, 503))
+    app.include_router(pages.router, responses=problem_responses(500, 503))
+    app.openapi = lambda: _staff_token_optional(app)  # type: ignore[method-assign]
     # check_dir=False: the app still starts (and says how to fix it) before `make assets`.
     app.mount(VENDOR_URL, StaticFiles(directory=vendor_dir(), check_dir=False), name="vendor")
-    # Media file names are random (api/media.py), so a URL is only known from an issue view.
-    app.mount("/media", StaticFiles(directory=settings.data_dir / "media", check_dir=False), name="media")
+    # Reports' photos: staff-only until a report is accepted (api/media.py), so a route, not StaticFiles.
+    app.include_router(media.router, responses=problem_responses(401, 404, 500))
     return app
+
+
+def _staff_token_optional(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document, saying that the bearer token is optional where it is.
+
+    FastAPI lists the scheme as required; the public may call these routes (and see less),
+    so each operation also gets the empty requirement, which OpenAPI reads as "or none".
+    """
+    if app.openapi_schema is None:
+        document = get_openapi(title=app.title, version=app.version, summary=app.summary,
+                               description=app.description, routes=app.routes)
+        for path in document.get("paths", {}).values():
+            for operation in path.values():
+                if isinstance(operation, dict) and operation.get("security"):
+                    operation["security"] = [{}, *operation["security"]]
+        app.openapi_schema = document
+    return app.openapi_schema
 
 
 async def _escalate_periodically(app: FastAPI, every: int) -> None:
@@ -94,5 +117,5 @@ async def _escalate_periodically(app: FastAPI, every: int) -> None:
 
 
 def _escalate_once(app: FastAPI) -> None:
-    with app.state.sessions() as session, session.begin():
+    with app.state.write_sessions() as session, session.begin():
         escalate(session)

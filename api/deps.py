@@ -1,19 +1,30 @@
-"""Request dependencies: the session and the settings."""
+"""Request dependencies: the session and the settings; the parameter types routes share."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated
+from enum import StrEnum
+from typing import Annotated, Any, Literal, get_args
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Query, Request
 from sqlalchemy.orm import Session
 
 from data.settings import Settings
+from geo.areas import LAYER_ALIASES, LEVELS
+from geo.issues import STATUSES
+from geo.loop import ACTIONS
+from geo.stats import STAT_LEVELS
+
+# Requests that may write; their sessions take SpatiaLite's write lock up front (data/db.py).
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def get_session(request: Request) -> Iterator[Session]:
     """One session per request; the transaction is committed or rolled back at its edge."""
-    with request.app.state.sessions() as session:
+    factory = request.app.state.sessions
+    if request.method in WRITE_METHODS:
+        factory = request.app.state.write_sessions
+    with factory() as session:
         yield session
 
 
@@ -23,3 +34,89 @@ def get_app_settings(request: Request) -> Settings:
 
 SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+
+
+# --- values checked at the edge, so that the OpenAPI schema lists them ---------------------
+
+# Every id is a 32-bit integer on PostGIS: a larger one names nothing (a 404, not a 500).
+MAX_ID = 2**31 - 1
+# Offsets past any table's size: a larger one is the client's mistake (422).
+MAX_OFFSET = MAX_ID
+
+
+def id_path(what: str) -> Any:
+    """A path id; one out of range is answered 404 (api/errors.py), as no such row exists."""
+    return Path(ge=1, le=MAX_ID, description=f"The {what}'s id (1 to {MAX_ID})")
+
+
+class Crs(StrEnum):
+    """Coordinate systems a client may send points in; case does not matter."""
+
+    wgs84 = "wgs84"
+    cgcs2000 = "cgcs2000"
+    gcj02 = "gcj02"
+    bd09 = "bd09"
+
+    @classmethod
+    def _missing_(cls, value: object) -> Crs | None:
+        return cls.__members__.get(value.lower()) if isinstance(value, str) else None
+
+
+CrsQuery = Annotated[Crs, Query(description="wgs84, cgcs2000, gcj02 or bd09")]
+
+# Written out so that the schema lists them; the asserts keep them equal to the domain's.
+AreaLevel = Literal[
+    "district",
+    "subdistrict",
+    "community",
+    "grid",
+    "districts",
+    "subdistricts",
+    "communities",
+    "grids",
+]
+assert set(get_args(AreaLevel)) == {*LEVELS, *LAYER_ALIASES}
+StatLevel = Literal["grid", "community", "subdistrict", "district", "department"]
+assert get_args(StatLevel) == STAT_LEVELS
+IssueStatus = Literal[
+    "reported",
+    "accepted",
+    "rejected",
+    "dispatched",
+    "in_progress",
+    "responded",
+    "verified",
+    "closed",
+]
+assert get_args(IssueStatus) == STATUSES
+Action = Literal[
+    "accept",
+    "reject",
+    "dispatch",
+    "start",
+    "respond",
+    "verify",
+    "fail_verification",
+    "close",
+    "reopen",
+]
+assert get_args(Action) == ACTIONS
+
+
+# --- response content types, for a truthful OpenAPI document ---------------------------------
+
+GEOJSON = "application/geo+json"
+FEATURE_COLLECTION: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "features"],
+    "properties": {
+        "type": {"const": "FeatureCollection"},
+        "features": {"type": "array", "items": {"type": "object"}},
+        "numberReturned": {"type": "integer"},
+    },
+}
+
+
+def geojson_responses(description: str) -> dict[int | str, dict[str, Any]]:
+    """``responses`` for a route that answers a GeoJSON FeatureCollection (RFC 7946)."""
+    return {200: {"description": description, "content": {GEOJSON: {"schema": FEATURE_COLLECTION}}}}

@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, IPvAnyNetwork
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     code_scheme: str = "free"
     # A point outside every grid but within this distance goes to the nearest grid.
     snap_metres: float = Field(50.0, ge=0)
+    # The CRS of `gridmap assign` input files that carry none (CSV; a shapefile without
+    # .prj): wgs84, cgcs2000, gcj02, bd09 or EPSG:n. No default on purpose: phone apps give
+    # GCJ-02, and taking their points as WGS84 puts many in the wrong grid without a word.
+    assign_crs: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
     # Base map: no base layer unless a tile URL template is set (an intranet may have none).
@@ -55,6 +59,19 @@ class Settings(BaseSettings):
     duplicate_days: int = Field(7, gt=0)
     # Reports accepted per client address per minute.
     report_rate_per_minute: int = Field(30, gt=0)
+    # Proxies (addresses or networks) whose X-Forwarded-For is believed, e.g.
+    # '["127.0.0.1", "10.0.0.0/8"]'. None by default: anyone can write that header.
+    trusted_proxies: list[IPvAnyNetwork] = []
+    # Where reports are taken. Unset: the union of the district layer in force (or, with no
+    # districts, of the widest level loaded). Or "minlon,minlat,maxlon,maxlat" (WGS84), or
+    # the path of a GeoJSON file of the area.
+    service_area: str | None = None
+    # A report farther than this outside the service area is refused as a mistake.
+    service_area_margin_m: float = Field(1000.0, ge=0)
+    # The department (a code, usually a command centre) that takes reports in no grid,
+    # reports with an address only, and cases no rule or local command centre takes.
+    # Unset: such cases are held unrouted, with the reason, for a dispatcher.
+    fallback_department: str | None = None
     # Uploaded media: the largest file accepted, in megabytes.
     max_upload_mb: float = Field(20.0, gt=0)
     # How often the server marks overdue cases and escalates them (0: never).

@@ -116,7 +116,7 @@ def test_stats_give_areas_and_densities_and_clusters_split_by_status(client: Tes
         assert minx <= props["lon"] <= maxx and miny <= props["lat"] <= maxy  # the centre lies in its cell
     assert total == by_status
     bad = client.get("/api/v1/issues/clusters", params={"bbox": CITY, "zoom": 13, "status": "lost"})
-    assert bad.status_code == 422 and "unknown status lost" in bad.json()["detail"]
+    assert bad.status_code == 422 and "unknown status 'lost'" in bad.json()["detail"]
     swapped = client.get("/api/v1/issues/clusters", params={"bbox": CITY, "zoom": 13, "from": "2026-09-30", "to": "2026-08-01"})
     assert swapped.status_code == 422 and "swap" in swapped.json()["detail"]
 
