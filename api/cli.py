@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 from rich.console import Console
@@ -16,7 +17,8 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import Engine
 
-from data.db import BackendUnavailable, backend_name, make_engine, session_factory
+from api.cli_calendar import calendar_app
+from data.db import BackendUnavailable, backend_name, holds_gridmap, make_engine, session_factory
 from data.exporters import write_faults
 from data.importer import (
     LAYERS,
@@ -24,12 +26,18 @@ from data.importer import (
     ImportOptions,
     ImportRejected,
     ImportReport,
-    coverage_faults,
+    coverage_check,
     import_layer,
     today,
 )
 from data.migrate import upgrade
-from data.settings import get_settings
+from data.settings import Settings, get_settings
+from geo.coverage import Coverage
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+    import pandas as pd
 
 app = typer.Typer(help="gridmap: community grid governance GIS service.", no_args_is_help=True)
 check_app = typer.Typer(help="Check loaded layers.", no_args_is_help=True)
@@ -38,15 +46,42 @@ app.add_typer(check_app, name="check")
 app.add_typer(db_app, name="db")
 users_app = typer.Typer(help="Staff users and their tokens.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
+app.add_typer(calendar_app, name="calendar")
 # soft_wrap: long problem lines stay whole when piped to a file or a CI log.
 console = Console(stderr=True, soft_wrap=True)
 
 
-def open_database() -> Engine:
-    """The configured database, upgraded to the current schema; exits with a fix on failure."""
+@app.callback()
+def _clean_output() -> None:
+    """gridmap: community grid governance GIS service."""
+    # Library warnings (SQLAlchemy, GDAL through pyogrio) would print with a file path and a
+    # source line; users see one plain line instead. The ones that matter are turned into
+    # our own messages where they arise (e.g. text GDAL could not decode: data/readers.py).
+    warnings.showwarning = _show_warning
+
+
+def _show_warning(  # the signature warnings.showwarning is called with
+    message: Warning | str, category: type[Warning], filename: str, lineno: int,
+    file: TextIO | None = None, line: str | None = None,
+) -> None:
+    console.print(f"[yellow]warning:[/yellow] {str(message).split('. This warning')[0]}", markup=True, highlight=False)
+
+
+def open_database(read_only: bool = False, missing_exit: int = 2) -> Engine:
+    """The configured database, upgraded to the current schema; exits with a fix on failure.
+
+    ``read_only`` commands (info, assign, check) do not create a database that is not
+    there: a forgotten GRIDMAP_DATA_DIR would otherwise give an empty one and zeros. They
+    say so, name it, and exit with ``missing_exit``.
+    """
     settings = get_settings()
+    url = settings.resolved_database_url()
+    if read_only and not holds_gridmap(url):
+        lead = "[red]error:[/red]" if missing_exit else "note:"
+        console.print(f"{lead} {_no_database(settings)}", highlight=False)
+        raise typer.Exit(missing_exit)
     try:
-        engine = make_engine(settings.resolved_database_url())
+        engine = make_engine(url)
         upgrade(engine)
     except BackendUnavailable as exc:
         console.print(f"[red]error:[/red] {exc}")
@@ -54,9 +89,28 @@ def open_database() -> Engine:
     return engine
 
 
+def _no_database(settings: Settings) -> str:
+    if not settings.database_url:
+        where = settings.data_dir / "gridmap.sqlite"
+        return (
+            f"the database {where} does not exist (nothing was created): set GRIDMAP_DATA_DIR to "
+            "the folder that holds gridmap.sqlite, or GRIDMAP_DATABASE_URL to your database; "
+            "gridmap import or gridmap demo makes a new one"
+        )
+    shown = settings.database_url.split("@")[-1]  # no user or password in the message
+    return (
+        f"the database {shown} holds no gridmap data (no schema; nothing was created): set "
+        "GRIDMAP_DATABASE_URL to your database; gridmap import or gridmap demo fills a new one"
+    )
+
+
 @contextmanager
 def steps(description: str) -> Iterator[callable]:  # type: ignore[valid-type]
     """A spinner with elapsed time whose text each step updates."""
+    if not console.is_terminal:  # a log or a pipe: no spinner, each step on a line of its own
+        console.print(f"{description} ...", highlight=False, markup=False)
+        yield lambda message: console.print(f"{message} ...", highlight=False, markup=False)
+        return
     with Progress(
         SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
         console=console, transient=True,
@@ -95,11 +149,12 @@ def import_command(
     report: Annotated[Path | None, typer.Option(help="Write the full report as JSON here")] = None,
     faults: Annotated[Path | None, typer.Option(help="Grids: write coverage faults as GeoJSON here")] = None,
     options_file: Annotated[Path | None, typer.Option("--options", help="Facilities: TOML/JSON mapping an institution list's columns (see data/facility_sources.py)")] = None,
+    encoding: Annotated[str | None, typer.Option(help="Text encoding of the file, e.g. gbk, big5, utf-8 (default: detected; a shapefile's .cpg)")] = None,
 ) -> None:
     """Import a layer (or the categories / routing rules) from a file, all or nothing."""
     engine = open_database()
     if layer in ("routing", "categories"):
-        _import_table(engine, layer, file)
+        _import_table(engine, layer, file, encoding)
         return
     options = ImportOptions(
         layer=layer,
@@ -115,6 +170,7 @@ def import_command(
         lon_field=lon_field,
         lat_field=lat_field,
         options_path=options_file,
+        encoding=encoding,
     )
     session = session_factory(engine)()
     try:
@@ -137,8 +193,8 @@ def import_command(
         f"{backend_name(engine)} in {result.seconds:.2f} s"
         + (f", effective {result.effective}" if result.effective else "")
     )
-    if result.layer == "grids":
-        _print_faults_summary(result.faults)
+    if result.layer == "grids" and result.coverage is not None:
+        _print_faults_summary(result.coverage)
     if faults is not None:
         write_faults(result.faults, faults)
         console.print(f"wrote {len(result.faults)} coverage faults to {faults}")
@@ -146,13 +202,13 @@ def import_command(
         report.write_text(json.dumps(result.as_dict(), ensure_ascii=False, indent=1))
 
 
-def _import_table(engine: Engine, table: str, file: Path) -> None:
+def _import_table(engine: Engine, table: str, file: Path, encoding: str | None = None) -> None:
     from data.tables_import import TableRejected, import_categories, import_routing
 
     load = import_routing if table == "routing" else import_categories
     try:
         with session_factory(engine)() as session, session.begin():
-            count = load(session, file)
+            count = load(session, file, encoding)
     except TableRejected as exc:
         for problem in exc.problems:
             console.print(f"[red]problem[/red] {problem.describe().replace('feature #', 'row ')}")
@@ -170,18 +226,20 @@ def _print_report(report: ImportReport) -> None:
         console.print(f"[red]problem[/red] {problem.describe()}")
 
 
-def _print_faults_summary(faults: list) -> None:
-    if not faults:
-        console.print("coverage: grids tile their communities (no overlaps, gaps or grids outside)")
-        return
-    kinds = Counter(f.kind for f in faults)
-    table = Table(title="grid coverage faults")
-    for column in ("kind", "count", "total m²"):
-        table.add_column(column)
-    for kind in ("overlap", "gap", "outside"):
-        total = sum(f.area_m2 for f in faults if f.kind == kind)
-        table.add_row(kind, str(kinds.get(kind, 0)), f"{total:,.0f}")
-    console.print(table)
+def _print_faults_summary(coverage: Coverage) -> None:
+    """The faults per kind, and every check that could not be made: never a false all-clear."""
+    faults = coverage.faults
+    if faults:
+        kinds = Counter(f.kind for f in faults)
+        table = Table(title="grid coverage faults")
+        for column in ("kind", "count", "total m²"):
+            table.add_column(column)
+        for kind in ("overlap", "gap", "outside"):
+            total = sum(f.area_m2 for f in faults if f.kind == kind)
+            table.add_row(kind, str(kinds.get(kind, 0)), f"{total:,.0f}")
+        console.print(table)
+    for line in coverage.summary():
+        console.print(line, markup=False, highlight=False)
 
 
 @check_app.command("grids")
@@ -191,12 +249,13 @@ def check_grids(
     min_area: Annotated[float, typer.Option(help="Ignore faults smaller than this (m²)")] = 1.0,
 ) -> None:
     """Report overlaps, gaps and grids outside their community."""
-    engine = open_database()
+    engine = open_database(read_only=True)
     with session_factory(engine)() as session, steps("checking grid coverage"):
-        found = coverage_faults(session, on.date() if on else today(), min_area)
+        coverage = coverage_check(session, on.date() if on else today(), min_area)
+    found = coverage.faults
     for fault in found:
         console.print(fault.describe())
-    _print_faults_summary(found)
+    _print_faults_summary(coverage)
     if faults is not None:
         write_faults(found, faults)
         console.print(f"wrote {len(found)} faults to {faults}")
@@ -238,33 +297,57 @@ def assign(
     lon_field: Annotated[str | None, typer.Option(help="CSV longitude column")] = None,
     lat_field: Annotated[str | None, typer.Option(help="CSV latitude column")] = None,
     id_field: Annotated[str | None, typer.Option(help="Column holding each point's id (default: id/ref/code, else the row number)")] = None,
-    crs: Annotated[str | None, typer.Option(help="Input CRS: wgs84, cgcs2000, gcj02, bd09 or EPSG:NNNN")] = None,
+    crs: Annotated[str | None, typer.Option(help="Input CRS: wgs84, cgcs2000, gcj02, bd09 or EPSG:NNNN; required for CSV (or GRIDMAP_ASSIGN_CRS)")] = None,
     at: Annotated[dt.datetime | None, typer.Option(formats=["%Y-%m-%d"], help="Use the layers in force on this date (default today)")] = None,
     engine: Annotated[str, typer.Option(help="local (this process) or dask")] = "local",
     scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (default: a local cluster)")] = None,
+    encoding: Annotated[str | None, typer.Option(help="Text encoding of a CSV, e.g. gbk or utf-8 (default: detected)")] = None,
 ) -> None:
     """Assign every point of a file to its grid and chain of areas."""
     from rich.progress import BarColumn, MofNCompleteColumn
 
     from data.assignment import load_assigner
-    from data.bulk_assign import assign_dask, assign_local, read_points, write_assignments
+    from data.bulk_assign import (
+        CrsRequired,
+        assign_dask,
+        assign_local,
+        looks_swapped,
+        mostly_swapped,
+        read_points,
+        write_assignments,
+    )
     from data.readers import FileRejected
 
     if engine not in ("local", "dask"):
         raise typer.BadParameter(f"--engine {engine!r}: use local or dask")
-    database = open_database()
+    database = open_database(read_only=True)
+    settings = get_settings()
     try:
-        points = read_points(points_file, crs, lon_field, lat_field, id_field)
+        points = read_points(
+            points_file, crs, lon_field, lat_field, id_field, encoding,
+            fallback_crs=settings.assign_crs, require_crs=True,
+        )
+    except CrsRequired as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from exc
     except (FileRejected, ValueError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(1) from exc
+    for note in points.attrs["notes"]:
+        console.print(f"note: {note}", highlight=False)
     unusable = int(points["lon"].isna().sum())
     if unusable:
         console.print(f"[yellow]warning:[/yellow] {unusable:,} rows have no usable coordinates; they are written as outside")
     on = at.date() if at else today()
     with session_factory(database)() as session, steps("building the grid index"):
-        settings = get_settings()
         assigner = load_assigner(session, on, settings.snap_metres, settings.data_dir / "index")
+    if not assigner.layers:
+        console.print(
+            f"[red]error:[/red] no areas are in force on {on} in {_database_name(database)}: nothing to "
+            "assign against; import grids first, or point GRIDMAP_DATA_DIR / GRIDMAP_DATABASE_URL "
+            "at the database that holds them", highlight=False,
+        )
+        raise typer.Exit(2)
     if engine == "dask":
         with steps(f"assigning {len(points):,} points on Dask ({scheduler or 'local cluster'})"):
             result = assign_dask(assigner, points, scheduler)
@@ -272,11 +355,45 @@ def assign(
         with Progress(TextColumn("assigning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
             task = bar.add_task("assign", total=len(points))
             result = assign_local(assigner, points, progress=lambda n: bar.advance(task, n))
-    write_assignments(result, out)
+    swapped = looks_swapped(assigner, points, result)
+    _stop_if_swapped(points, swapped, mostly_swapped(points, swapped))
+    write_assignments(result, out, swapped)
+    overlapping = int(result["overlap"].sum())
+    if overlapping:
+        console.print(f"[yellow]warning:[/yellow] {overlapping:,} points lie where grids overlap "
+                      "(column overlap): their grid rests on faulty data; see gridmap check grids")
     counts = {k: v for k, v in result["match"].value_counts().to_dict().items() if v}
     console.print(
-        f"wrote {len(result):,} rows to {out} (layers in force on {on}, grid version "
-        f"{assigner.layer_version or 'none'}): " + ", ".join(f"{k} {v:,}" for k, v in counts.items())
+        f"wrote {len(result):,} rows to {out} (coordinates read as {points.attrs['crs']}, "
+        f"from {points.attrs['crs_origin']}; layers in force on {on}, grid version "
+        f"{assigner.layer_version or 'none'}): " + ", ".join(f"{k} {v:,}" for k, v in counts.items()),
+        highlight=False,
+    )
+
+
+def _database_name(engine: Engine) -> str:
+    return engine.url.database if backend_name(engine) == "spatialite" else engine.url.render_as_string(hide_password=True)
+
+
+def _stop_if_swapped(points: pd.DataFrame, swapped: npt.NDArray[np.bool_], mostly: bool) -> None:
+    """Stop when most rows look swapped; otherwise name the few that do (column note)."""
+    from geo.swap import SWAPPED
+
+    count = int(swapped.sum())
+    if not count:
+        return
+    examples = ", ".join(map(str, points["id"].to_numpy()[swapped][:5]))
+    if mostly:
+        console.print(
+            f"[red]error:[/red] {SWAPPED}: {count:,} of {int(points['given_lon'].notna().sum()):,} "
+            f"points fall in no area as given but in one with longitude and latitude exchanged "
+            f"(e.g. {examples}); check the columns (--lon-field, --lat-field). Nothing written.",
+            highlight=False,
+        )
+        raise typer.Exit(2)
+    console.print(
+        f"[yellow]warning:[/yellow] {count:,} rows: {SWAPPED} (e.g. {examples}); they are written "
+        "as outside, flagged in the note column", highlight=False,
     )
 
 
@@ -361,14 +478,19 @@ def db_upgrade() -> None:
 @app.command()
 def info() -> None:
     """Show the database in use and what it holds."""
+    from data.cases import Clock
     from data.models import Area, Compound, Department, Facility, Issue
     from data.repository import count_rows
+    from geo.worktime import calendar_warnings
 
-    engine = open_database()
+    engine = open_database(read_only=True, missing_exit=0)
     console.print(f"database: {engine.url.render_as_string(hide_password=True)} ({backend_name(engine)})")
     with session_factory(engine)() as session:
         for model in (Area, Compound, Department, Facility, Issue):
             console.print(f"  {model.__tablename__:<12} {count_rows(session, model):>7}")
+        calendar = Clock.from_settings(get_settings()).calendar_for(session)
+    for warning in calendar_warnings(calendar):  # the official year ahead is not loaded yet
+        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 # GDAL (through pyogrio) must be loaded before mod_spatialite: when it is first imported
@@ -18,6 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 # The Debian package libsqlite3-mod-spatialite installs the module here; GeoAlchemy2
 # reads the path from this variable.
 SPATIALITE_LIBRARY = "mod_spatialite"
+# The execution option that makes a SpatiaLite transaction BEGIN IMMEDIATE.
+WRITE_OPTION = "gridmap_write"
 
 
 class BackendUnavailable(RuntimeError):
@@ -40,6 +43,29 @@ def make_engine(url: str) -> Engine:
         f"unsupported database URL {parsed.render_as_string(hide_password=True)!r}: use "
         "sqlite:///path/file.sqlite (SpatiaLite) or postgresql+psycopg://user@host/db (PostGIS)"
     )
+
+
+def holds_gridmap(url: str) -> bool:
+    """Whether the database exists and has a gridmap schema, without creating anything.
+
+    A SpatiaLite file springs into being on first connect, so a command run without the
+    intended GRIDMAP_DATA_DIR would silently make an empty one; read-only commands ask this
+    first. A server that cannot be reached answers True: connecting reports that better.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        return not database or database == ":memory:" or (
+            Path(database).exists() and Path(database).stat().st_size > 0
+        )
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT to_regclass('alembic_version')")).scalar() is not None
+    except Exception:  # noqa: BLE001 (unreachable: let make_engine/upgrade say why)
+        return True
+    finally:
+        engine.dispose()
 
 
 def _spatialite_engine(url: str) -> Engine:
@@ -78,11 +104,54 @@ def _spatialite_engine(url: str) -> Engine:
     def _no_implicit_tx(dbapi_conn, record):  # type: ignore[no-untyped-def]
         dbapi_conn.isolation_level = None
 
+    # A write session (``session_factory(engine, write=True)``) begins IMMEDIATE: it takes
+    # the write lock at BEGIN and waits up to busy_timeout for it. A deferred BEGIN that
+    # turns into a write while another writer commits fails at once with "database is
+    # locked", whatever the timeout: 20 clients reporting at once got 500s that way.
+    # Readers stay deferred, so tiles and pages never queue behind the write lock.
+    # SQLite's own wait for the lock polls with growing sleeps and is not fair: with 20
+    # clients reporting at once, a few writers waited past any timeout while others went
+    # through. Within one process, writers therefore queue on a lock first, which hands the
+    # write lock on at once; busy_timeout still covers other processes (the CLI).
+    writers = _WriterQueue()
+
     @event.listens_for(engine, "begin")
     def _begin(conn):  # type: ignore[no-untyped-def]
-        conn.exec_driver_sql("BEGIN")
+        if conn.get_execution_options().get(WRITE_OPTION):
+            writers.enter(conn.connection.dbapi_connection)
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+    for name in ("commit", "rollback"):
+        event.listen(engine, name, lambda conn: writers.leave(conn.connection.dbapi_connection))
+    # However a connection ends its transaction (an error may invalidate it), it lets go.
+    for name in ("checkin", "reset", "invalidate", "close"):
+        event.listen(engine.pool, name, lambda dbapi_conn, *_: writers.leave(dbapi_conn))
 
     return engine
+
+
+class _WriterQueue:
+    """One writing transaction at a time per SpatiaLite engine, released however it ends."""
+
+    # Longer than any write transaction of ours; past it, SQLite's own busy wait takes over.
+    WAIT_SECONDS = 30.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holder: object | None = None
+
+    def enter(self, dbapi_conn: object) -> None:
+        if self._holder is dbapi_conn:
+            return
+        if self._lock.acquire(timeout=self.WAIT_SECONDS):
+            self._holder = dbapi_conn
+
+    def leave(self, dbapi_conn: object) -> None:
+        if dbapi_conn is not None and self._holder is dbapi_conn:
+            self._holder = None
+            self._lock.release()
 
 
 def prepare_postgis(engine: Engine) -> None:
@@ -98,8 +167,14 @@ def prepare_postgis(engine: Engine) -> None:
         ) from exc
 
 
-def session_factory(engine: Engine) -> sessionmaker[Session]:
-    """Sessions that keep loaded objects usable after commit."""
+def session_factory(engine: Engine, write: bool = False) -> sessionmaker[Session]:
+    """Sessions that keep loaded objects usable after commit; ``write`` for requests that write.
+
+    On SpatiaLite a write session takes the write lock when it begins (see ``_begin``);
+    PostgreSQL needs nothing of the kind.
+    """
+    if write and backend_name(engine) == "spatialite":
+        engine = engine.execution_options(**{WRITE_OPTION: True})
     return sessionmaker(engine, expire_on_commit=False)
 
 

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
+import geopandas as gpd
 import pytest
 from shapely.geometry import box, mapping
+from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from api.cli import app
+from data.db import drop_database, holds_gridmap, recreate_database
 from data.settings import get_settings
+
+GRIDMAP = Path(sys.executable).with_name("gridmap")
 
 
 @pytest.fixture
@@ -67,7 +76,7 @@ def test_assign_writes_one_row_per_point_in_input_order(cli, tmp_path: Path) -> 
     points = tmp_path / "p.csv"
     points.write_text("ref,x,y\nr3,111.315,23.505\nr1,111.305,23.505\nr2,111.31,23.505\nr4,abc,23.5\nr5,111.3203,23.505\n")
     out = tmp_path / "out.csv"
-    result = cli("assign", points, "--out", out, "--lon-field", "x", "--lat-field", "y", "--at", "2026-02-01")
+    result = cli("assign", points, "--out", out, "--lon-field", "x", "--lat-field", "y", "--at", "2026-02-01", "--crs", "wgs84")
     assert result.exit_code == 0, result.output
     rows = [line.split(",") for line in out.read_text().splitlines()]
     header = rows[0]
@@ -105,3 +114,74 @@ def test_demo_rejects_an_unknown_scale(cli) -> None:  # type: ignore[no-untyped-
     # Rich draws the message in a box and may wrap it: compare the words only.
     words = " ".join(result.output.replace("│", " ").split())
     assert "unknown demo scale 'nope': choose one of demo, city" in words
+
+
+def run_gridmap(*args: object, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The installed command in a process of its own, as a user runs it (stderr apart)."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("GRIDMAP_")}
+    return subprocess.run(
+        [str(GRIDMAP), *map(str, args)], env={**base, "GRIDMAP_TILE_SEED_ZOOM": "0", **env}, cwd=cwd,
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+
+
+def library_noise(stderr: str) -> list[str]:
+    """Lines that come from Python's warnings machinery rather than from gridmap."""
+    return [line for line in stderr.splitlines() if re.search(r"Warning\b|warnings\.warn|^\s+\S+\(|\.py:\d+", line)]
+
+
+def test_cli_output_is_clean(database_url: str, tmp_path: Path) -> None:
+    env = {"GRIDMAP_DATABASE_URL": database_url, "GRIDMAP_DATA_DIR": str(tmp_path)}
+    # A missing department used to print SQLAlchemy's SAWarning before the error.
+    done = run_gridmap("users", "add", "x", "--role", "handler", "--department", "NOPE", env=env, cwd=tmp_path)
+    assert done.returncode == 1
+    assert "error: no department 'NOPE'" in done.stderr
+    assert library_noise(done.stderr) == []
+    # A .cpg saying GBK over GB18030 text used to print GDAL's RuntimeWarning (and garble it).
+    frame = gpd.GeoDataFrame({"code": ["G1"], "name": ["第一网格𠀀"]}, geometry=[box(111.3, 23.5, 111.31, 23.51)], crs=4326)
+    frame.to_file(tmp_path / "g.shp", encoding="gb18030")
+    (tmp_path / "g.cpg").write_text("GBK")
+    done = run_gridmap("import", "grids", tmp_path / "g.shp", "--effective", "2026-01-01", env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "imported 1 grids" in done.stderr
+    assert library_noise(done.stderr) == []
+
+
+def test_read_only_commands_on_a_missing_spatialite_file_create_nothing(tmp_path: Path) -> None:
+    wrong = tmp_path / "forgot_to_set_it"
+    env = {"GRIDMAP_DATA_DIR": str(wrong)}
+    points = tmp_path / "p.csv"
+    points.write_text("ref,lon,lat\nr1,111.305,23.505\n")
+    info = run_gridmap("info", env=env, cwd=tmp_path)
+    assert info.returncode == 0
+    assert f"the database {wrong / 'gridmap.sqlite'} does not exist" in info.stderr
+    assert "GRIDMAP_DATA_DIR" in info.stderr
+    for command in (["check", "grids"], ["assign", points, "--out", tmp_path / "o.csv", "--crs", "wgs84"]):
+        done = run_gridmap(*command, env=env, cwd=tmp_path)
+        assert done.returncode == 2, done.stderr
+        assert str(wrong / "gridmap.sqlite") in done.stderr and "nothing was created" in done.stderr
+    assert not wrong.exists()  # no empty database left behind
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_read_only_commands_on_an_empty_postgis_database(postgis_engine: Engine, tmp_path: Path) -> None:
+    url = postgis_engine.url.set(database=f"{postgis_engine.url.database}_empty").render_as_string(hide_password=False)
+    recreate_database(url)
+    try:
+        env = {"GRIDMAP_DATABASE_URL": url, "GRIDMAP_DATA_DIR": str(tmp_path)}
+        done = run_gridmap("check", "grids", env=env, cwd=tmp_path)
+        assert done.returncode == 2
+        assert "holds no gridmap data" in done.stderr and "GRIDMAP_DATABASE_URL" in done.stderr
+        info = run_gridmap("info", env=env, cwd=tmp_path)
+        assert info.returncode == 0 and "holds no gridmap data" in info.stderr
+        assert not holds_gridmap(url)  # no schema was made in it
+    finally:
+        drop_database(url)
+
+
+def test_assign_with_no_areas_in_force_stops(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    points = tmp_path / "p.csv"
+    points.write_text("ref,lon,lat\nr1,111.305,23.505\n")
+    result = cli("assign", points, "--out", tmp_path / "o.csv", "--crs", "wgs84")
+    assert result.exit_code == 2
+    assert "no areas are in force" in result.output and "nothing to assign against" in result.output
