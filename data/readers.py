@@ -375,7 +375,14 @@ def _read_csv(
     ]
     points = shapely.points(lon, lat)
     points[np.isnan(lon) | np.isnan(lat)] = None  # reported above; no geometry to check
-    spec = spec or parse_crs("wgs84")
+    if spec is None:
+        # A CSV never says its coordinate system, and AMap/Tencent (gcj02) or Baidu (bd09)
+        # coordinates read as WGS84 land a few hundred metres off, in another grid, silently.
+        raise CrsUnknown(
+            f"{path.name}: a CSV file does not say which coordinate system its longitudes and "
+            "latitudes are in; pass --crs (wgs84, cgcs2000, gcj02 for AMap/Gaode and Tencent, "
+            "bd09 for Baidu, or EPSG:NNNN)"
+        )
     if spec.epsg != 4326:
         notes.append(f"coordinates taken as {spec.name} (--crs)")
     geoms = geometry_to_wgs84(points, spec)

@@ -108,7 +108,7 @@ def check_paths(engine: Engine, api: TestClient, grids: gpd.GeoDataFrame, lon: n
 
 def test_la_311_points_agree(engine: Engine, api: TestClient) -> None:
     grids = load_grids(engine, "la311_hackforla/la_neighborhood_councils_2019.geojson", "nc_id")
-    points = read_points(realdata("la311_hackforla/myla311_2020_seed_10k.csv"), lon_field="longitude", lat_field="latitude")
+    points = read_points(realdata("la311_hackforla/myla311_2020_seed_10k.csv"), lon_field="longitude", lat_field="latitude", crs="wgs84")
     vertices = shared_vertices(grids, 60)
     lon = np.concatenate([points.lon.to_numpy(), vertices[:, 0]])
     lat = np.concatenate([points.lat.to_numpy(), vertices[:, 1]])
@@ -147,7 +147,7 @@ def test_macau_grid_edges_and_vertices_agree(engine: Engine, api: TestClient) ->
 
 def test_dask_gives_identical_output(engine: Engine) -> None:
     load_grids(engine, "la311_hackforla/la_neighborhood_councils_2019.geojson", "nc_id")
-    points = read_points(realdata("la311_hackforla/myla311_2018_mini_10k.csv"))  # Longitude/Latitude found on their own
+    points = read_points(realdata("la311_hackforla/myla311_2018_mini_10k.csv"), crs="wgs84")  # Longitude/Latitude found on their own
     with session_factory(engine)() as session:
         assigner = load_assigner(session, ON, SNAP)
     local = assign_local(assigner, points)

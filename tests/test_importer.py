@@ -104,7 +104,12 @@ def test_same_effective_date_needs_replace(districts: Engine, tmp_path: Path) ->
 def test_csv_points_with_named_columns(engine: Engine, tmp_path: Path) -> None:
     path = tmp_path / "parks.csv"
     path.write_text("编号,名称,经,纬,kind\nP1,停车场一,111.3,23.5,car_park\nP2,停车场二,111.4,23.6,car_park\n", encoding="utf-8")
-    report = run(engine, "facilities", path, fields=FieldMap(code="编号", name="名称"), lon_field="经", lat_field="纬")
+    fields = FieldMap(code="编号", name="名称")
+    # A CSV does not say its coordinate system: it is never assumed to be WGS84.
+    refused = rejected(engine, "facilities", path, fields=fields, lon_field="经", lat_field="纬")
+    assert "does not say which coordinate system" in str(refused)
+    assert counts(engine) == (0, 0, 0)
+    report = run(engine, "facilities", path, fields=fields, lon_field="经", lat_field="纬", crs="wgs84")
     assert report.imported == 2
 
 
@@ -201,7 +206,7 @@ def test_out_of_range_and_swapped_coordinates(engine: Engine, tmp_path: Path) ->
 def test_swapped_csv_columns(engine: Engine, tmp_path: Path) -> None:
     path = tmp_path / "p.csv"
     path.write_text("code,name,lon,lat,kind\nP1,a,23.5,111.3,toilet\nP2,b,abc,23.5,toilet\n", encoding="utf-8")
-    error = rejected(engine, "facilities", path)
+    error = rejected(engine, "facilities", path, crs="wgs84")
     assert messages(error) == [
         "feature #1 (P1): latitude 111.3 is out of range; longitude and latitude appear to be swapped (x must be longitude, y latitude)",
         "feature #2: lon/lat 'abc', '23.5' are not numbers",
