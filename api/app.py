@@ -32,6 +32,7 @@ from data.cases import Clock, escalate
 from data.db import make_engine, session_factory
 from data.migrate import upgrade
 from data.settings import Settings, get_settings
+from data.stamps import database_identity
 from maps.local_assets import VENDOR_URL, vendor_dir
 
 
@@ -43,6 +44,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.resolved_database_url())
         upgrade(engine)
+        # Written now if missing (a restored or truncated database), so that no request
+        # needs a second connection to write it while holding its own (data/stamps.py).
+        with session_factory(engine)() as session:
+            database_identity(session)
         app.state.engine = engine
         app.state.sessions = session_factory(engine)
         app.state.write_sessions = session_factory(engine, write=True)
