@@ -261,8 +261,8 @@ def test_at_chooses_the_version_and_defaults_to_today(client: TestClient) -> Non
         ("/tiles/grids/-1/0/0.mvt", 422, "zoom -1 is out of range"),
         ("/tiles/grids/12/abc/0.mvt", 422, "x"),
         ("/tiles/grids/12/0/0.mvt?at=yesterday", 422, "at"),
-        ("/tiles/parishes/12/0/0.mvt", 404, "use one of districts, subdistricts, communities, grids, compounds"),
-        ("/tiles/parishes.json", 404, "unknown layer 'parishes'"),
+        ("/tiles/parishes/12/0/0.mvt", 422, "use one of districts, subdistricts, communities, grids, compounds"),
+        ("/tiles/parishes.json", 422, "unknown layer 'parishes'"),
     ],
 )
 def test_bad_requests_get_problem_responses(client: TestClient, path: str, status: int, fragment: str) -> None:
@@ -270,8 +270,8 @@ def test_bad_requests_get_problem_responses(client: TestClient, path: str, statu
     assert response.status_code == status
     assert response.headers["content-type"] == "application/problem+json"
     assert fragment in response.json()["detail"]
-    if status == 404:
-        assert response.json()["layers"] == list(LAYERS)
+    if "parishes" in path:
+        assert response.json()["layers"] == response.json()["allowed"] == list(LAYERS)
 
 
 def test_tilejson_describes_the_layer(client: TestClient) -> None:

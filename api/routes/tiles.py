@@ -64,7 +64,7 @@ CrsQuery = Annotated[
           "(AMap/Gaode and Tencent base maps, so that the overlay lines up)"),
 ]
 
-# An unknown layer stays a 404 (the URL names no tile set) with the list of layers; the
+# An unknown layer is a 422 naming the layers, as every unknown value is (issue 11); the
 # schema lists them too.
 LayerPath = Annotated[str, Path(description="A tile layer", json_schema_extra={"enum": list(LAYERS)})]
 
@@ -103,8 +103,8 @@ def seed_in_background(app: FastAPI) -> threading.Thread | None:
 
 def _unknown_layer(layer: str) -> JSONResponse:
     names = list(LAYERS)
-    return problem(404, "Unknown layer", f"unknown layer {layer!r}: use one of {', '.join(names)}",
-                   layers=names)
+    return problem(422, "Invalid request", f"unknown layer {layer!r}: use one of {', '.join(names)}",
+                   layers=names, allowed=names)
 
 
 def _not_modified(request: Request, etag: str) -> bool:
@@ -133,7 +133,7 @@ def _cached_render(app: FastAPI, session: Session, source: TileSource, tile: Til
         200: {"content": {MEDIA_TYPE: {}}, "description": "The tile, one layer named as in the URL"},
         204: {"description": "No feature reaches this tile"},
         304: {"description": "The tile is unchanged since the ETag given in If-None-Match"},
-        **problem_responses(404, 422),  # unknown layer; z/x/y names no tile
+        **problem_responses(422),  # unknown layer; z/x/y names no tile
     },
 )
 def vector_tile(
