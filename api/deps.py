@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from collections.abc import Iterator
 from enum import StrEnum
 from typing import Annotated, Any, Literal, get_args
 
 from fastapi import Depends, Path, Query, Request
+from pydantic import BeforeValidator
 from sqlalchemy.orm import Session
 
 from data.settings import Settings
@@ -34,6 +37,29 @@ def get_app_settings(request: Request) -> Settings:
 
 SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+
+
+# Dates and times in query strings are ISO 8601 only. Pydantic would also read a number as a
+# Unix timestamp, so ``at=0`` quietly meant 1970-01-01: no layer in force, every point
+# "outside", and no word about why.
+_ISO_DATE = re.compile(r"\s*\d{4}-\d{2}-\d{2}\s*")
+_ISO_DATETIME = re.compile(r"\s*\d{4}-\d{2}-\d{2}([T ].*)?")
+
+
+def _iso_date_only(value: object) -> object:
+    if isinstance(value, str) and not _ISO_DATE.fullmatch(value):
+        raise ValueError(f"{value!r} is not a date: write it as YYYY-MM-DD")
+    return value
+
+
+def _iso_datetime_only(value: object) -> object:
+    if isinstance(value, str) and not _ISO_DATETIME.fullmatch(value):
+        raise ValueError(f"{value!r} is not a time: write it as YYYY-MM-DDTHH:MM[:SS][+08:00]")
+    return value
+
+
+IsoDate = Annotated[dt.date, BeforeValidator(_iso_date_only)]
+IsoDateTime = Annotated[dt.datetime, BeforeValidator(_iso_datetime_only)]
 
 
 # --- values checked at the edge, so that the OpenAPI schema lists them ---------------------

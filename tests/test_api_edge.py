@@ -238,6 +238,25 @@ def test_huge_numbers_are_client_errors(city: City) -> None:
     assert_problem(client.get(f"/api/v1/issues/{2**31 - 1}"), 404, "no issue")
 
 
+def test_dates_are_iso_only(city: City) -> None:
+    """A number is not read as a Unix timestamp: ``at=0`` would quietly mean 1970."""
+    client = city.client
+    lon, lat = 111.28, 23.48  # in the demo city (Wuzhou)
+    for path, params in (
+        ("/api/v1/locate", {"lon": lon, "lat": lat, "at": "0"}),
+        ("/api/v1/areas/grid", {"at": "1700000000"}),
+        ("/api/v1/issues", {"from": "0"}),
+        ("/api/v1/stats", {"level": "grid", "to": "20261202"}),
+        ("/tiles/grids/0/0/0.mvt", {"at": "0"}),
+        ("/api/v1/facilities/nearby", {"lon": lon, "lat": lat, "open_at": "1700000000"}),
+    ):
+        assert_problem(client.get(path, params=params), 422, "write it as YYYY-MM-DD")
+    assert client.get("/api/v1/locate", params={"lon": lon, "lat": lat, "at": "2026-06-01"}).status_code == 200
+    nearby = client.get("/api/v1/facilities/nearby",
+                        params={"lon": lon, "lat": lat, "open_at": "2026-06-01T20:00:00+08:00"})
+    assert nearby.status_code == 200
+
+
 # --- malformed credentials: always a 401 problem --------------------------------------------
 
 

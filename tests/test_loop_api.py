@@ -135,6 +135,9 @@ def test_idempotency_key_and_duplicates(city) -> None:  # type: ignore[no-untype
         ({"data": {"lon": "111.3", "lat": "23.5", "category": "dirty_road", "description": "x"},
           "files": [("media", ("fake.png", io.BytesIO(b"not a png at all"), "image/png"))]}, 422, "content is not image/png"),
         ({"json": {"lon": 211.3, "lat": 23.5, "category": "dirty_road", "description": "x"}}, 422, "out of range"),
+        # A latitude without its longitude was a KeyError 500 once; now the answer names it.
+        ({"json": {"lat": 23.5, "category": "dirty_road", "description": "x"}}, 422, "missing field lon"),
+        ({"data": {"lon": "111.3", "category": "dirty_road", "description": "x"}}, 422, "missing field lat"),
     ],
 )
 def test_bad_reports_store_nothing(city, request_kwargs: dict, status: int, fragment: str) -> None:  # type: ignore[no-untyped-def]

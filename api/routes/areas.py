@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from api.deps import AreaLevel, SessionDep, geojson_responses
+from api.deps import AreaLevel, IsoDate, SessionDep, geojson_responses
 from api.errors import BadRequest
 from data.importer import today
 from data.places import area_sizes_km2, coverage_collection, layer_versions, search_places
@@ -46,7 +46,7 @@ def area_layer(
     level: AreaLevel,
     session: SessionDep,
     bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat (WGS84)")] = None,
-    at: Annotated[dt.date | None, Query(description="Layer version in force on this date")] = None,
+    at: Annotated[IsoDate | None, Query(description="Layer version in force on this date")] = None,
 ) -> Response:
     """One level's areas in force on a date, as GeoJSON."""
     name = LAYER_ALIASES.get(level, level)
@@ -89,7 +89,7 @@ def area_sizes(request: Request, session: Session, level: str, on: dt.date) -> d
 def search(
     session: SessionDep,
     q: Annotated[str, Query(min_length=1, max_length=100, description="A code (or its start) or part of a name")],
-    at: Annotated[dt.date | None, Query(description="Areas of the versions in force on this date")] = None,
+    at: Annotated[IsoDate | None, Query(description="Areas of the versions in force on this date")] = None,
     limit: Annotated[int, Query(ge=1, le=50)] = 10,
 ) -> dict[str, Any]:
     """Grids, communities, sub-districts, districts and compounds by code or name, with boxes to zoom to."""
@@ -108,7 +108,7 @@ def versions(level: AreaLevel, session: SessionDep) -> dict[str, Any]:
             responses=geojson_responses("Overlaps, gaps and grids outside their community"))
 def faults(
     request: Request, session: SessionDep,
-    at: Annotated[dt.date | None, Query(description="Check the grid version in force on this date")] = None,
+    at: Annotated[IsoDate | None, Query(description="Check the grid version in force on this date")] = None,
 ) -> Response:
     """The grid coverage check as GeoJSON: overlaps, gaps and grids outside their community.
 

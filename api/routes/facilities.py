@@ -12,7 +12,16 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 
-from api.deps import MAX_ID, Crs, CrsQuery, SessionDep, SettingsDep, geojson_responses, id_path
+from api.deps import (
+    MAX_ID,
+    Crs,
+    CrsQuery,
+    IsoDateTime,
+    SessionDep,
+    SettingsDep,
+    geojson_responses,
+    id_path,
+)
 from api.known import check_facility_kinds
 from api.routes.areas import parse_bbox
 from api.routes.locate import check_range
@@ -59,7 +68,7 @@ def find_nearby(
     lon: Annotated[float, Query()], lat: Annotated[float, Query()],
     crs: CrsQuery = Crs.wgs84,
     kind: Annotated[list[str] | None, Query(description="car_park, sports_ground, toilet (repeatable)")] = None,
-    open_at: Annotated[dt.datetime | None, Query(description="ISO time; default now; no offset means Asia/Shanghai")] = None,
+    open_at: Annotated[IsoDateTime | None, Query(description="ISO time; default now; no offset means Asia/Shanghai")] = None,
     radius_m: Annotated[float, Query(gt=0, le=MAX_RADIUS_M)] = 1000.0,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
     min_free: Annotated[int | None, Query(ge=0)] = None,

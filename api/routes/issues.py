@@ -18,6 +18,7 @@ from api.deps import (
     MAX_ID,
     MAX_OFFSET,
     Action,
+    IsoDate,
     IssueStatus,
     SessionDep,
     SettingsDep,
@@ -147,6 +148,9 @@ def report_from(fields: dict[str, Any]) -> Report:
         return Report(lon=None, lat=None, category=str(fields["category"]), description=str(fields["description"]),
                       reporter_contact=str(fields["reporter_contact"]) if fields.get("reporter_contact") else None,
                       source=str(fields.get("source") or "resident"), address=address)
+    half = [k for k in ("lon", "lat") if fields.get(k) in (None, "")]
+    if half:  # one coordinate without the other: say which, rather than "not a number"
+        raise CaseError(f"missing field {half[0]}: give both lon and lat, or neither with an address")
     crs = str(fields.get("crs") or "wgs84").lower()
     if crs not in API_CRS:
         raise CaseError(f"unknown crs {crs!r}: use one of {', '.join(API_CRS)}")
@@ -269,8 +273,8 @@ def clusters(
     status: Annotated[list[IssueStatus] | None, Query()] = None,
     category: Annotated[list[str] | None, Query(description="Category codes (GET /api/v1/categories)")] = None,
     department: Annotated[str | None, Query(description="A department code (GET /api/v1/departments)")] = None,
-    since: Annotated[dt.date | None, Query(alias="from", description="Reported on or after (Asia/Shanghai date)")] = None,
-    until: Annotated[dt.date | None, Query(alias="to", description="Reported on or before")] = None,
+    since: Annotated[IsoDate | None, Query(alias="from", description="Reported on or after (Asia/Shanghai date)")] = None,
+    until: Annotated[IsoDate | None, Query(alias="to", description="Reported on or before")] = None,
 ) -> Response:
     """Issues clustered on the server for the maps: GeoJSON points with counts per status.
 
@@ -319,8 +323,8 @@ def list_issues(
     area: Annotated[str | None, Query(description="Grid, community, sub-district or district code")] = None,
     department: Annotated[str | None, Query(description="A department code (GET /api/v1/departments)")] = None,
     overdue: Annotated[bool | None, Query()] = None,
-    since: Annotated[dt.date | None, Query(alias="from", description="Reported on or after (Asia/Shanghai date)")] = None,
-    until: Annotated[dt.date | None, Query(alias="to", description="Reported on or before")] = None,
+    since: Annotated[IsoDate | None, Query(alias="from", description="Reported on or after (Asia/Shanghai date)")] = None,
+    until: Annotated[IsoDate | None, Query(alias="to", description="Reported on or before")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Response:
@@ -375,8 +379,8 @@ def list_issues(
 def stats(
     request: Request,
     session: SessionDep, level: Annotated[StatLevel, Query(description="What to count by")],
-    since: Annotated[dt.date | None, Query(alias="from")] = None,
-    until: Annotated[dt.date | None, Query(alias="to")] = None,
+    since: Annotated[IsoDate | None, Query(alias="from")] = None,
+    until: Annotated[IsoDate | None, Query(alias="to")] = None,
 ) -> dict[str, Any]:
     """The evaluation figures per area or department (综合评价).
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from api.deps import Crs, CrsQuery, SessionDep, SettingsDep
+from api.deps import Crs, CrsQuery, IsoDate, SessionDep, SettingsDep
 from api.errors import BadRequest
 from data.assignment import assigner_key, load_assigner
 from data.importer import today
@@ -57,7 +57,7 @@ def locate(
     lon: Annotated[float, Query(description="Longitude in the given CRS")],
     lat: Annotated[float, Query(description="Latitude in the given CRS")],
     crs: CrsQuery = Crs.wgs84,
-    at: Annotated[dt.date | None, Query(description="Use the layer versions in force on this date")] = None,
+    at: Annotated[IsoDate | None, Query(description="Use the layer versions in force on this date")] = None,
 ) -> dict[str, Any]:
     """The grid and its chain of areas for a point, like MapIt's point lookup."""
     check_range(lon, lat)

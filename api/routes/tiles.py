@@ -18,7 +18,7 @@ from fastapi import APIRouter, FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
-from api.deps import SessionDep
+from api.deps import IsoDate, SessionDep
 from api.errors import BadRequest, problem, problem_responses
 from data.importer import today
 from data.tiles import (
@@ -53,7 +53,7 @@ FIELD_DESCRIPTIONS: dict[str, str] = {
 }
 
 AtQuery = Annotated[
-    dt.date | None,
+    IsoDate | None,
     Query(description="Area layers: the layer version in force on this date (default today). "
           "Compounds have no versions and ignore it."),
 ]
