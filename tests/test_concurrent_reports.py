@@ -18,6 +18,7 @@ import httpx
 from sqlalchemy import Engine, func, select
 
 from api.app import create_app
+from data.cases import add_user
 from data.db import session_factory
 from data.demo import load_demo_city
 from data.importer import today
@@ -81,3 +82,36 @@ def test_reports_from_many_clients_at_once_are_all_taken_in(
     # Every report stored once: a 201 is never lost and nothing is stored twice.
     assert stored == CLIENTS * REPORTS_EACH
     assert len(descriptions) == CLIENTS * REPORTS_EACH
+
+
+def test_concurrent_transitions_on_one_case_one_wins_the_rest_412(
+    engine: Engine, database_url: str, tmp_path: Path
+) -> None:
+    """Accept and reject sent together with the same If-Match: one wins, never a 500.
+
+    A transaction that begins with a read and then writes cannot upgrade its lock on
+    SQLite while another writer holds it; write requests take the lock first (data/db.py).
+    """
+    load_demo_city(engine)
+    with session_factory(engine)() as session, session.begin():
+        token = add_user(session, "dispatcher-race", "dispatcher")
+        case = session.scalars(
+            select(Issue).where(Issue.status == "reported").order_by(Issue.id).limit(1)
+        ).one()
+        case_id, version = case.id, case.version
+    settings = Settings(database_url=database_url, data_dir=tmp_path, escalate_every_seconds=0)
+    headers = {"Authorization": f"Bearer {token}", "If-Match": f'"{version}"'}
+
+    def act(number: int) -> int:
+        action = "accept" if number % 2 else "reject"
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            response = client.post(f"/api/v1/issues/{case_id}/transitions",
+                                   json={"action": action, "note": f"race {number}"}, headers=headers)
+            return response.status_code
+
+    with live_server(create_app(settings)) as server, ThreadPoolExecutor(CLIENTS) as pool:
+        statuses = sorted(pool.map(act, range(CLIENTS)))
+    assert statuses.count(200) == 1, statuses
+    assert statuses.count(412) == CLIENTS - 1, statuses
+    with session_factory(engine)() as session:
+        assert session.get(Issue, case_id).version == version + 1
