@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     # At start, the server draws the area layers' tiles up to this zoom (and keeps them on
     # disk per layer version), so that the maps' first views are ready; 0: never.
     tile_seed_zoom: int = Field(11, ge=0, le=14)
+    # The on-disk tile store's bound in MB; past it, the least recently written tiles go.
+    tile_disk_mb: int = Field(512, ge=1)
     # Origins whose pages may read the API (GET only, no credentials): a map exported by
     # `gridmap render` is opened from a file or another server. "*" allows any.
     cors_origins: list[str] = ["*"]

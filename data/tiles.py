@@ -332,10 +332,38 @@ def layer_bounds(session: Session, source: TileSource) -> tuple[float, float, fl
 # --- the cache --------------------------------------------------------------------------------
 
 TileKey = tuple[str, str, int | None, str, str, int, int, int]
+Bounds = tuple[float, float, float, float]
+
+# What an entry costs beyond its bytes: in memory, the key and the dict's node; on disk,
+# the block a file takes however small it is. Counted so that empty tiles, b"" or a
+# zero-byte file, still fill the bound and get evicted (issue 12: 30,000 requests for
+# empty tiles left 30,020 files that nothing ever removed).
+ENTRY_OVERHEAD = 256
+DISK_BLOCK = 4096
 
 
 def cache_key(source: TileSource, tile: Tile, crs: str = "wgs84") -> TileKey:
     return (source.database, source.layer.name, source.version_id, source.stamp, crs, tile.z, tile.x, tile.y)
+
+
+def tile_reaches(bounds: Bounds | None, tile: Tile, crs: str = "wgs84") -> bool:
+    """Whether any row of a layer with these lon/lat bounds can show in ``tile``.
+
+    False for every tile away from the data: such a tile is empty, and is answered
+    without drawing or caching anything. The test uses the same buffered box as the
+    drawing (and the GCJ-02 margin), so a tile it rules out could hold no feature.
+    """
+    if bounds is None:
+        return False
+    minx, miny, maxx, maxy = tile.lonlat_bounds(BUFFER)
+    grow = _GCJ_MARGIN_DEGREES if crs != "wgs84" else 0.0
+    grow += 1e-9  # float noise at the edges must never drop a feature
+    west, south, east, north = bounds
+    return minx - grow <= east and west <= maxx + grow and miny - grow <= north and south <= maxy + grow
+
+
+def _disk_cost(size: int) -> int:
+    return max(1, -(-size // DISK_BLOCK)) * DISK_BLOCK
 
 
 class TileStore:
@@ -344,10 +372,20 @@ class TileStore:
     A low-zoom tile of a city's 10,000 grids takes the better part of a second to draw
     on SpatiaLite; kept on disk, it is drawn once per layer version, not once per start.
     A new import makes a new stamp, hence a new folder; old folders are never read again.
+
+    The store is bounded by ``max_bytes`` (each file counted in whole disk blocks): past
+    it, the least recently written tiles are deleted, so old folders age out too. The
+    files already there are counted on the first write, oldest first by mtime, so a
+    restarted server keeps its seeded tiles and still holds the bound.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, max_bytes: int = 512 * 1024 * 1024) -> None:
         self.root = root
+        self.max_bytes = max_bytes
+        self._files: OrderedDict[Path, int] = OrderedDict()  # oldest write first
+        self._bytes = 0
+        self._counted = False
+        self._lock = threading.Lock()
 
     def path(self, key: TileKey) -> Path:
         database, layer, version, stamp, crs, z, x, y = key
@@ -361,6 +399,8 @@ class TileStore:
             return None
 
     def put(self, key: TileKey, data: bytes) -> None:
+        if _disk_cost(len(data)) > self.max_bytes:
+            return  # it could only be kept by breaking the bound
         path = self.path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -369,7 +409,58 @@ class TileStore:
             partial.write_bytes(data)
             partial.replace(path)
         except OSError:
-            pass  # a full or read-only disk costs speed, never an answer
+            return  # a full or read-only disk costs speed, never an answer
+        with self._lock:
+            self._count_existing()
+            self._forget(path)
+            self._files[path] = _disk_cost(len(data))
+            self._bytes += self._files[path]
+            self._evict()
+
+    def disk_bytes(self) -> int:
+        """What the store counts against its bound."""
+        with self._lock:
+            self._count_existing()
+            return self._bytes
+
+    def _count_existing(self) -> None:
+        if self._counted:
+            return
+        self._counted = True
+        found = []
+        for path in self.root.rglob("*.mvt") if self.root.is_dir() else ():
+            try:
+                stat = path.stat()
+            except OSError:
+                continue
+            found.append((stat.st_mtime, path, _disk_cost(stat.st_size)))
+        for _, path, cost in sorted(found):
+            if path not in self._files:
+                self._files[path] = cost
+                self._bytes += cost
+
+    def _forget(self, path: Path) -> None:
+        cost = self._files.pop(path, None)
+        self._bytes -= cost or 0
+
+    def _evict(self) -> None:
+        while self._bytes > self.max_bytes and self._files:
+            path, cost = self._files.popitem(last=False)
+            self._bytes -= cost
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:
+                continue
+            self._prune(path.parent)
+
+    def _prune(self, folder: Path) -> None:
+        """Remove the folders an eviction left empty, up to the store's root."""
+        while folder != self.root and self.root in folder.parents:
+            try:
+                folder.rmdir()
+            except OSError:
+                return  # not empty (or gone): the folders above are not empty either
+            folder = folder.parent
 
 
 class TileCache:
@@ -377,7 +468,9 @@ class TileCache:
 
     Keys carry the database and the source stamp, so entries of a replaced version are
     never hit again and simply age out, and version ids that coincide in two databases
-    never share a tile.
+    never share a tile. Each entry costs its bytes plus ``ENTRY_OVERHEAD``, so that empty
+    tiles count too. It also remembers each source's bounds, which only change with the
+    stamp that keys them.
     """
 
     def __init__(self, max_bytes: int = 64 * 1024 * 1024, store: TileStore | None = None) -> None:
@@ -385,7 +478,22 @@ class TileCache:
         self.store = store
         self._tiles: OrderedDict[TileKey, bytes] = OrderedDict()
         self._bytes = 0
+        self._bounds: OrderedDict[tuple[str, str, int | None, str], Bounds | None] = OrderedDict()
         self._lock = threading.Lock()
+
+    def bounds(self, session: Session, source: TileSource) -> Bounds | None:
+        """``layer_bounds`` of the source, read once per source stamp (a few dozen kept)."""
+        key = (source.database, source.layer.name, source.version_id, source.stamp)
+        with self._lock:
+            if key in self._bounds:
+                self._bounds.move_to_end(key)
+                return self._bounds[key]
+        bounds = layer_bounds(session, source)
+        with self._lock:
+            self._bounds[key] = bounds
+            while len(self._bounds) > 64:
+                self._bounds.popitem(last=False)
+        return bounds
 
     def get(self, key: TileKey) -> bytes | None:
         with self._lock:
@@ -407,16 +515,17 @@ class TileCache:
     def _remember(self, key: TileKey, data: bytes) -> None:
         with self._lock:
             old = self._tiles.pop(key, None)
-            self._bytes -= len(old) if old is not None else 0
+            self._bytes -= len(old) + ENTRY_OVERHEAD if old is not None else 0
             self._tiles[key] = data
-            self._bytes += len(data)
+            self._bytes += len(data) + ENTRY_OVERHEAD
             while self._bytes > self.max_bytes and len(self._tiles) > 1:
                 _, dropped = self._tiles.popitem(last=False)
-                self._bytes -= len(dropped)
+                self._bytes -= len(dropped) + ENTRY_OVERHEAD
 
     def clear(self) -> None:
         with self._lock:
             self._tiles.clear()
+            self._bounds.clear()
             self._bytes = 0
 
     def __len__(self) -> int:

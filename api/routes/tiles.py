@@ -33,9 +33,9 @@ from data.tiles import (
     TileSource,
     TileStore,
     cache_key,
-    layer_bounds,
     render_tile,
     seed_tiles,
+    tile_reaches,
     tile_source,
 )
 
@@ -76,7 +76,9 @@ def tile_cache(app: FastAPI) -> TileCache:
     with _cache_lock:
         cache: TileCache | None = getattr(app.state, "tile_cache", None)
         if cache is None:
-            cache = app.state.tile_cache = TileCache(store=TileStore(app.state.settings.data_dir / "tiles"))
+            settings = app.state.settings
+            store = TileStore(settings.data_dir / "tiles", max_bytes=settings.tile_disk_mb * 1024 * 1024)
+            cache = app.state.tile_cache = TileCache(store=store)
         return cache
 
 
@@ -155,6 +157,11 @@ def vector_tile(
     headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL}
     if _not_modified(request, etag):
         return Response(status_code=304, headers=headers)
+    # A tile away from the data, or of a layer with no rows, is empty: answered without
+    # drawing it or storing anything, so that requests for such tiles, however many,
+    # leave neither a cache entry nor a file behind.
+    if not tile_reaches(tile_cache(request.app).bounds(session, source), tile, crs):
+        return Response(status_code=204, headers=headers)
     data = _cached_render(request.app, session, source, tile, crs)
     if not data:
         return Response(status_code=204, headers=headers)
@@ -169,7 +176,7 @@ def tilejson(layer: LayerPath, request: Request, session: SessionDep, at: AtQuer
         return _unknown_layer(layer)
     source = tile_source(session, tile_layer, at or today())
     return JSONResponse(
-        _tilejson_body(request, tile_layer, layer_bounds(session, source), at),
+        _tilejson_body(request, tile_layer, tile_cache(request.app).bounds(session, source), at),
         headers={"ETag": source.etag, "Cache-Control": CACHE_CONTROL},
     )
 
