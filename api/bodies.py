@@ -1,6 +1,6 @@
 """Request bodies that routes read by hand (JSON or forms), declared for the OpenAPI document.
 
-``POST /api/v1/issues`` takes JSON, multipart (with photos) or a plain form, and Open311's
+``POST /api/v1/issues`` takes JSON or multipart (with photos), nothing else, and Open311's
 ``POST requests`` takes a form, so FastAPI cannot infer their bodies; these schemas say what
 the routes read, and the report's field list is what the route accepts.
 """
@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Crs
 from api.errors import BadRequest
-from data.cases import MAX_DESCRIPTION
+from data.cases import MAX_DESCRIPTION, CaseError
 
 
 class ReportIn(BaseModel):
@@ -41,6 +41,16 @@ class ReportIn(BaseModel):
 
 assert get_args(ReportIn.model_fields["crs"].annotation) == tuple(Crs)
 REPORT_FIELDS = frozenset(ReportIn.model_fields) | {"media"}
+
+
+# The only bodies POST /api/v1/issues reads; any other Content-Type is a 415.
+REPORT_MEDIA_TYPES = ("application/json", "multipart/form-data")
+
+
+class UnsupportedMediaType(CaseError):
+    """A body of a type the route does not read (e.g. text/plain holding JSON)."""
+
+    status = 415
 
 
 class UnknownFields(BadRequest):
@@ -85,7 +95,6 @@ REPORT_BODY: dict[str, Any] = {
         "content": {
             "application/json": {"schema": ReportIn.model_json_schema()},
             "multipart/form-data": {"schema": _form_schema(with_media=True)},
-            "application/x-www-form-urlencoded": {"schema": _form_schema(with_media=False)},
         },
     }
 }

@@ -75,6 +75,7 @@ _TITLES = {
     409: "Conflict",
     412: "Precondition failed",
     413: "Content too large",
+    415: "Unsupported media type",
     422: "Invalid request",
     429: "Too many requests",
     500: "Internal server error",

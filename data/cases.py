@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -239,6 +240,7 @@ def check_report(
     """
     if not report.description or not report.description.strip():
         raise CaseError("description is empty: say what is wrong")
+    check_text(report)
     if len(report.description) > MAX_DESCRIPTION:
         raise CaseError(f"description has {len(report.description)} characters; at most {MAX_DESCRIPTION}")
     if report.lon is None or report.lat is None:
@@ -252,6 +254,28 @@ def check_report(
     if settings is not None:
         check_place(session, report, settings, on or local_today())
     return kind
+
+
+# What XML 1.0 can carry (its Char production): the Open311 feed is XML, and one stored
+# control character or lone surrogate would make it ill-formed for every client.
+NOT_XML_CHAR = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_char_problem(name: str, text: str | None) -> str | None:
+    """Names the first character of ``text`` that XML 1.0 cannot carry, and where it is."""
+    found = NOT_XML_CHAR.search(text or "")
+    if found is None:
+        return None
+    return (f"{name} has a character that cannot be stored or shown (U+{ord(found.group()):04X} "
+            f"at position {found.start() + 1}): remove control characters and send UTF-8 text")
+
+
+def check_text(report: Report) -> None:
+    """Refuse text fields with control characters or lone surrogates before anything is stored."""
+    for name in ("category", "description", "address", "reporter_contact", "source"):
+        problem = xml_char_problem(name, getattr(report, name))
+        if problem:
+            raise CaseError(problem)
 
 
 def local_today() -> dt.date:

@@ -122,7 +122,7 @@ def test_health_answers_while_a_report_is_held(
 
     def send() -> None:
         if door == "api":
-            answers["report"] = city.client.post("/api/v1/issues", data=city.report())
+            answers["report"] = city.client.post("/api/v1/issues", json=city.report())
         else:
             answers["report"] = city.client.post(
                 "/open311/v2/requests.json", data=open311_fields(city)

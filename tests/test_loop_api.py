@@ -137,7 +137,11 @@ def test_idempotency_key_and_duplicates(city) -> None:  # type: ignore[no-untype
         ({"json": {"lon": 211.3, "lat": 23.5, "category": "dirty_road", "description": "x"}}, 422, "out of range"),
         # A latitude without its longitude was a KeyError 500 once; now the answer names it.
         ({"json": {"lat": 23.5, "category": "dirty_road", "description": "x"}}, 422, "missing field lon"),
-        ({"data": {"lon": "111.3", "category": "dirty_road", "description": "x"}}, 422, "missing field lat"),
+        # A multipart form (the crs part makes httpx send one: a plain form is a 415 now).
+        ({"data": {"lon": "111.3", "category": "dirty_road", "description": "x"}, "files": {"crs": (None, "wgs84")}},
+         422, "missing field lat"),
+        ({"content": b'{"lon": 111.3, "lat": 23.5, "category": "dirty_road", "description": "x"}',
+          "headers": {"content-type": "text/plain"}}, 415, "application/json or multipart/form-data"),
     ],
 )
 def test_bad_reports_store_nothing(city, request_kwargs: dict, status: int, fragment: str) -> None:  # type: ignore[no-untyped-def]

@@ -13,7 +13,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from api.bodies import REPORT_BODY, refuse_unknown_fields
+from api.bodies import (
+    REPORT_BODY,
+    REPORT_MEDIA_TYPES,
+    UnsupportedMediaType,
+    refuse_unknown_fields,
+)
 from api.deps import (
     MAX_ID,
     MAX_OFFSET,
@@ -26,7 +31,7 @@ from api.deps import (
     geojson_responses,
     id_path,
 )
-from api.errors import BadRequest
+from api.errors import BadRequest, problem_responses
 from api.known import check_area, check_categories, check_departments
 from api.media import PUBLIC_MEDIA_FROM, MediaRejected, Upload, read_media, store_media
 from api.routes.areas import area_sizes, layer_key, parse_bbox
@@ -89,7 +94,11 @@ def reported_window(since: dt.date | None, until: dt.date | None) -> tuple[dt.da
     """Report dates (inclusive, as people in the city say them) as a half-open UTC-aware window."""
     if since and until and until < since:
         raise BadRequest(f"the period ends ({until}) before it starts ({since}): swap from and to")
-    start = dt.datetime.combine(since, dt.time(), SHANGHAI) if since else None
+    # Midnight of 0001-01-01 in the city is still in year 0 in UTC, which no database holds:
+    # "from the first day of the calendar" is then no bound at all.
+    start = None
+    if since and since > dt.date.min:
+        start = dt.datetime.combine(since, dt.time(), SHANGHAI)
     # The last day of the calendar has no next day: "until then" is then no bound at all.
     end = dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), SHANGHAI) if until and until < dt.date.max else None
     return start, end
@@ -117,8 +126,7 @@ def etag(issue: Issue) -> str:
 
 async def parse_report(request: Request, max_bytes: int) -> tuple[dict[str, Any], list[Any]]:
     """Fields from JSON or a multipart form, refusing bodies that are not UTF-8."""
-    content_type = request.headers.get("content-type", "")
-    if content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
+    if media_type(request) == "multipart/form-data":
         form = await request.form(max_part_size=max_bytes + 1)
         fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
         files = [v for k, v in form.multi_items() if k == "media" and not isinstance(v, str)]
@@ -132,9 +140,25 @@ async def parse_report(request: Request, max_bytes: int) -> tuple[dict[str, Any]
         data = json.loads(text) if text.strip() else {}
     except json.JSONDecodeError as exc:
         raise CaseError(f"the body is not valid JSON: {exc}") from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise CaseError(f"the body holds a value too large to read: {exc}") from None
+    except RecursionError:  # a report is flat: only a hostile body nests thousands deep
+        raise CaseError("the JSON body is nested too deeply: send a flat object") from None
     if not isinstance(data, dict):
         raise CaseError("send a JSON object with lon, lat, category and description")
     return data, []
+
+
+def media_type(request: Request) -> str:
+    """Only JSON and multipart are read, so a body is never taken for JSON whatever it says it is
+    (a text/plain "simple request" from another site would otherwise be read as a report)."""
+    declared = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if declared not in REPORT_MEDIA_TYPES:
+        raise UnsupportedMediaType(
+            f"Content-Type {declared or '(none)'!r} is not read here: "
+            f"send {' or '.join(REPORT_MEDIA_TYPES)}"
+        )
+    return declared
 
 
 def report_from(fields: dict[str, Any]) -> Report:
@@ -156,7 +180,7 @@ def report_from(fields: dict[str, Any]) -> Report:
         raise CaseError(f"unknown crs {crs!r}: use one of {', '.join(API_CRS)}")
     try:
         lon, lat = float(fields.get("lon")), float(fields.get("lat"))  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer of 400 digits
         raise CaseError(f"lon and lat must both be numbers, got {fields.get('lon')!r}, {fields.get('lat')!r}") from None
     problem = range_problem(lon, lat)  # names a swap, as /locate does
     if problem:
@@ -169,7 +193,10 @@ def report_from(fields: dict[str, Any]) -> Report:
     )
 
 
-@router.post("/issues", status_code=201, dependencies=[Depends(rate_limit_reports)], openapi_extra=REPORT_BODY)
+@router.post(
+    "/issues", status_code=201, dependencies=[Depends(rate_limit_reports)], openapi_extra=REPORT_BODY,
+    responses=problem_responses(415),
+)
 async def create_issue(
     request: Request, session: SessionDep, settings: SettingsDep, clock: ClockDep, staff: CurrentStaff,
     idempotency_key: Annotated[str | None, Header()] = None,

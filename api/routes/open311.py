@@ -150,7 +150,9 @@ def xml_text(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, float):
         return repr(value)
-    return str(value)
+    # ElementTree writes any character as is, so one stored before intake refused them (a
+    # control character, a lone surrogate) would make the whole feed ill-formed: U+FFFD it.
+    return cases.NOT_XML_CHAR.sub("\ufffd", str(value))
 
 
 def error_response(fmt: str, status: int, description: str) -> Response:
@@ -314,7 +316,13 @@ def parse_when(name: str, value: str) -> dt.datetime:
         when = dt.datetime.fromisoformat(text)
     except ValueError:
         raise Open311Error(400, f"{name} {value!r} is not an ISO 8601 date-time, e.g. 2026-10-01T00:00:00Z") from None
-    return when if when.tzinfo else when.replace(tzinfo=LOCAL_TZ)
+    when = when if when.tzinfo else when.replace(tzinfo=LOCAL_TZ)
+    try:
+        return when.astimezone(dt.UTC)  # as stored; the query would fail on a time outside it
+    except OverflowError:
+        raise Open311Error(
+            400, f"{name} {value!r} is outside the calendar (years 1 to 9999 in UTC)"
+        ) from None
 
 
 def date_window(start_date: str | None, end_date: str | None) -> tuple[dt.datetime, dt.datetime]:
@@ -482,6 +490,21 @@ def extra_fields(fields: dict[str, str]) -> dict[str, str]:
     return found
 
 
+# Every field this route reads or keeps; checked for characters XML 1.0 cannot carry.
+READ_FIELDS = (
+    "api_key", "service_code", "lat", "long", "description", "address_string", "media_url",
+    *PERSONAL_FIELDS,
+)
+
+
+def refuse_unstorable(fields: dict[str, str]) -> None:
+    """A control character or lone surrogate would break the XML feed for every client."""
+    for name in READ_FIELDS:
+        problem = cases.xml_char_problem(name, fields.get(name))
+        if problem:
+            raise Open311Error(400, problem)
+
+
 def report_for(fields: dict[str, str], staff: Staff) -> Report:
     service_code = fields.get("service_code", "").strip()
     if not service_code:
@@ -545,6 +568,7 @@ def take_in(
     idempotency_key: str | None,
 ) -> Response:
     """The blocking part of a POST requests: check, assign, route, record, commit."""
+    refuse_unstorable(fields)
     staff = client_for(session, fields.get("api_key"))
     if idempotency_key and len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
         raise Open311Error(400, f"Idempotency-Key is longer than {MAX_IDEMPOTENCY_KEY} characters")
