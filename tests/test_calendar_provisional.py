@@ -438,7 +438,9 @@ def test_finder_in_a_provisional_year_and_out_of_range(
             body = found.json()
             assert body["calendar_provisional"] is provisional, when
             assert body["features"][0]["properties"]["state"] == state, when
-        for when in ("-1", "2029-12-02T10:00", "1999-06-01T10:00"):
+        # A number is not read as a Unix time (api/deps.py): -1 is refused as not ISO.
+        assert at("-1").status_code == 422 and "YYYY-MM-DD" in at("-1").json()["detail"]
+        for when in ("1970-01-01T00:00", "2029-12-02T10:00", "1999-06-01T10:00"):
             refused = at(when)
             assert refused.status_code == 422, (when, refused.text)
             assert refused.headers["content-type"] == "application/problem+json"
